@@ -1,0 +1,367 @@
+// Command feedmon polls news feeds, classifies their items by topic and
+// notifies subscribers, over NATS JetStream. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/internal/topics"
+	"github.com/feedmon/feedmon/internal/version"
+	"github.com/feedmon/feedmon/services/classifier"
+	"github.com/feedmon/feedmon/services/notifier"
+	"github.com/feedmon/feedmon/services/poller"
+)
+
+// Exit statuses, per the contract.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+const usage = `feedmon: a NATS-native news-feed monitor
+
+Usage:
+  feedmon run        [-config FILE] [-metrics-listen ADDR]   all services in one process
+  feedmon poller     [-config FILE] [-metrics-listen ADDR]   only the poller (needs nats.url)
+  feedmon classifier [-config FILE] [-metrics-listen ADDR]   only the classifier (needs nats.url)
+  feedmon notifier   [-config FILE] [-metrics-listen ADDR]   only the notifier (needs nats.url)
+  feedmon classify   [-config FILE] [-explain]               classify JSON lines from stdin, offline
+  feedmon check      [-config FILE]                          validate the config and exit
+  feedmon feeds      [-config FILE]                          every feed's state, read from NATS
+  feedmon dlq list|replay [-config FILE]                     dead-lettered deliveries
+  feedmon topics                                             print the built-in topic rules (YAML)
+  feedmon version                                            print the version
+  feedmon healthcheck [-url URL]                             exit 0 if URL (default the local /readyz) answers 200
+
+With no -config (and no FEEDMON_CONFIG) the built-in defaults apply.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// usageError is a command-line mistake: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdServe(rest, app.All, stdout, stderr)
+	case app.Poller, app.Classifier, app.Notifier:
+		err = cmdServe(rest, []string{cmd}, stdout, stderr)
+	case "classify":
+		err = cmdClassify(rest, stdin, stdout, stderr)
+	case "check":
+		err = cmdCheck(rest, stdout, stderr)
+	case "feeds":
+		err = cmdFeeds(rest, stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(rest, stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(rest, stderr)
+	case "topics":
+		if len(rest) > 0 {
+			err = &usageError{"topics: takes no arguments"}
+			break
+		}
+		_, err = stdout.Write(topics.BuiltinYAML())
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "feedmon", version.Version)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = &usageError{fmt.Sprintf("unknown command %q\n\n%s", cmd, usage)}
+	}
+	return report(err, stderr)
+}
+
+// report prints err and maps it to the exit status.
+func report(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue *usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		fmt.Fprintln(stderr, "feedmon:", strings.ReplaceAll(err.Error(), "\n", "\nfeedmon: "))
+		return exitUsage
+	}
+	var silent *exitError
+	if errors.As(err, &silent) {
+		return silent.code
+	}
+	fmt.Fprintln(stderr, "feedmon:", err)
+	return exitFail
+}
+
+// exitError carries an exit status whose reason was already printed.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// flags is the flag set every command shares.
+type flags struct {
+	fs            *flag.FlagSet
+	configPath    string
+	metricsListen string
+}
+
+func newFlags(name string, stderr io.Writer, metrics bool) *flags {
+	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.StringVar(&f.configPath, "config", "", "config file (default $FEEDMON_CONFIG, else the built-in defaults)")
+	if metrics {
+		f.fs.StringVar(&f.metricsListen, "metrics-listen", "", "address for /metrics, /healthz, /readyz (overrides metrics.listen)")
+	}
+	return f
+}
+
+func (f *flags) parse(args []string) error {
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{fmt.Sprintf("%s: %v", f.fs.Name(), err)}
+	}
+	if f.fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s: unexpected argument %q", f.fs.Name(), f.fs.Arg(0))}
+	}
+	return nil
+}
+
+// load reads the config named by -config or FEEDMON_CONFIG.
+func (f *flags) load() (*config.Config, error) {
+	path := f.configPath
+	if path == "" {
+		path = os.Getenv(config.EnvConfig)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if f.metricsListen != "" {
+		cfg.Metrics.Listen = f.metricsListen
+	}
+	return cfg, nil
+}
+
+func cmdServe(args []string, services []string, stdout, stderr io.Writer) error {
+	name := "run"
+	if len(services) == 1 {
+		name = services[0]
+	}
+	f := newFlags(name, stderr, true)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if len(services) == 1 && cfg.NATS.URL == "" {
+		return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("required by `feedmon %s`: a single service shares NATS with the others (or use `feedmon run`)", name)}
+	}
+	log := telemetry.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &app.Main{Config: cfg, Services: services, Log: log, Stdout: stdout, Name: "feedmon-" + name}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			start := time.Now()
+			err := m.Close()
+			log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+			return err
+		case <-hup:
+			ncfg, err := f.load()
+			if err != nil {
+				log.Error("reload refused: config invalid, keeping the running one", "err", err)
+				continue
+			}
+			if err := m.Reload(ncfg); err != nil {
+				log.Error("reload failed", "err", err)
+				continue
+			}
+			log.Info("config reloaded", "path", ncfg.Path)
+		}
+	}
+}
+
+func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	f := newFlags("classify", stderr, false)
+	explain := f.fs.Bool("explain", false, "add, per topic, the rule that fired and why")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	c, err := classifier.New(cfg.TopicSet)
+	if err != nil {
+		return err
+	}
+	bad, err := classifier.RunClassify(context.Background(), c, stdin, stdout, *explain)
+	if err != nil {
+		return err
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "feedmon: classify: %d line(s) were not valid input\n", bad)
+		return &exitError{code: exitFail}
+	}
+	return nil
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("check", stderr, false)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	if _, err := classifier.New(cfg.TopicSet); err != nil {
+		return &config.Error{Key: "topics", Msg: err.Error()}
+	}
+	src := cfg.Path
+	if src == "" {
+		src = "built-in defaults"
+	}
+	fmt.Fprintf(stdout, "config ok (%s): %d feeds, %d OPML files, %d topics, %d subscribers\n",
+		src, len(cfg.Feeds), len(cfg.OPML), len(cfg.TopicSet), len(cfg.Subscribers))
+	return nil
+}
+
+// connect opens a short-lived connection for the inspection commands. With
+// an embedded server configured, it reaches the running `feedmon run`
+// through nats.listen.
+func connect(cfg *config.Config, stderr io.Writer) (*bus.Bus, error) {
+	nc := cfg.NATS
+	if nc.URL == "" {
+		if nc.Listen == "" {
+			return nil, &config.Error{Key: "nats.listen", Msg: "empty: the embedded server cannot be reached from another process; set nats.url or nats.listen"}
+		}
+		nc.URL = "nats://" + nc.Listen
+	}
+	log := telemetry.NewLogger(stderr, "error", "text")
+	b, err := bus.Connect(context.Background(), nc, "feedmon-cli", log)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(nc.ConnectTimeout.D())
+	for !b.Connected() {
+		if time.Now().After(deadline) {
+			b.Close()
+			return nil, fmt.Errorf("cannot reach NATS at %s (is feedmon running?)", config.Redact(nc.URL))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return b, nil
+}
+
+func cmdFeeds(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("feeds", stderr, false)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	b, err := connect(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return poller.ListFeeds(ctx, b, stdout)
+}
+
+func cmdDLQ(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		return &usageError{"dlq: want `feedmon dlq list` or `feedmon dlq replay`"}
+	}
+	sub := args[0]
+	f := newFlags("dlq "+sub, stderr, false)
+	if err := f.parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := f.load()
+	if err != nil {
+		return err
+	}
+	b, err := connect(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if sub == "list" {
+		return notifier.ListDead(ctx, b, stdout)
+	}
+	return notifier.ReplayDead(ctx, b, cfg, stdout)
+}
+
+// cmdHealthcheck probes a health endpoint, so that container images without
+// curl or wget can use the binary itself as their healthcheck.
+func cmdHealthcheck(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:9464/readyz", "endpoint that must answer 200")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{fmt.Sprintf("healthcheck: %v", err)}
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(*url)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("healthcheck: %s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}

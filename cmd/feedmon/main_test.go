@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "feedmon.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBrokenConfigsExit2NamingTheKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, key string
+	}{
+		{"unknown key", "pol:\n  interval: 1m\n", "pol"},
+		{"bad duration", "poll:\n  interval: fortnightly\n", "poll.interval"},
+		{"undefined topic", "subscribers:\n  - {name: a, topics: [weather], stdout: {}}\n", "subscribers[0].topics[0]"},
+		{"bad replicas", "nats:\n  replicas: 5\n", "nats.replicas"},
+		{"bad webhook url", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"::not a url\"}}\n", "subscribers[0].webhook.url"},
+		{"unset variable", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"${FEEDMON_TEST_UNSET_HOOK}\"}}\n", "FEEDMON_TEST_UNSET_HOOK"},
+		{"bad CIDR", "poll:\n  allow_networks: [localhost]\n", "poll.allow_networks[0]"},
+		{"not YAML", "feeds: [\n", "invalid YAML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := writeFile(t, tt.yaml)
+			for _, cmd := range []string{"check", "run", "classify"} {
+				code, _, stderr := runCmd(t, "", cmd, "-config", path)
+				if code != 2 {
+					t.Errorf("%s: exit %d, want 2 (stderr %q)", cmd, code, stderr)
+				}
+				if !strings.Contains(stderr, tt.key) {
+					t.Errorf("%s: stderr %q does not name %q", cmd, stderr, tt.key)
+				}
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"check", "-nope"},
+		{"check", "extra-arg"},
+		{"dlq"},
+		{"dlq", "purge"},
+	} {
+		if code, _, _ := runCmd(t, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestSingleServiceNeedsNATSURL(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCmd(t, "", "poller", "-config", writeFile(t, "poll:\n  interval: 1m\n"))
+	if code != 2 || !strings.Contains(stderr, "nats.url") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestCheckAndVersion(t *testing.T) {
+	t.Parallel()
+	code, out, stderr := runCmd(t, "", "check")
+	if code != 0 || !strings.Contains(out, "config ok") {
+		t.Fatalf("check defaults: exit %d, out %q, err %q", code, out, stderr)
+	}
+	code, out, _ = runCmd(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "feedmon ") {
+		t.Fatalf("version: exit %d, out %q", code, out)
+	}
+}
+
+func TestTopicsPrintsRulesThatLoadBack(t *testing.T) {
+	t.Parallel()
+	code, out, _ := runCmd(t, "", "topics")
+	if code != 0 || !strings.Contains(out, "rare_earths") || !strings.Contains(out, "defense") || !strings.Contains(out, "trade") {
+		t.Fatalf("topics: exit %d, output starts %.200q", code, out)
+	}
+}
+
+func TestClassifyContract(t *testing.T) {
+	t.Parallel()
+	in := `{"id":"ref","title":"EU and Japan agree to jointly mine rare earths and counter economic coercion","summary":"<p>The two sides will secure supply chains for critical raw materials and open a defense industry dialogue.</p>","lang":"en"}
+not json
+{"id":"steak","title":"The perfect rare steak for Earth Day","summary":"Sear it hot."}
+`
+	code, out, _ := runCmd(t, in, "classify")
+	if code != 1 {
+		t.Errorf("a bad line must make the exit status 1, got %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 output lines, got %d: %q", len(lines), out)
+	}
+	var first struct {
+		ID     string   `json:"id"`
+		Topics []string `json:"topics"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.ID != "ref" || strings.Join(first.Topics, ",") != "rare_earths,defense,trade" {
+		t.Errorf("line 1 = %s", lines[0])
+	}
+	var bad struct {
+		Line  int    `json:"line"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &bad); err != nil || bad.Line != 2 || bad.Error == "" {
+		t.Errorf("line 2 = %s", lines[1])
+	}
+	var third struct {
+		ID     string   `json:"id"`
+		Topics []string `json:"topics"`
+	}
+	if err := json.Unmarshal([]byte(lines[2]), &third); err != nil || third.ID != "steak" || len(third.Topics) != 0 {
+		t.Errorf("line 3 = %s", lines[2])
+	}
+}

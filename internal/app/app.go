@@ -1,0 +1,225 @@
+// Package app wires feedmon's services to NATS and telemetry. The command
+// line and the end-to-end tests both run feedmon through Main, so the tests
+// exercise the real wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/internal/version"
+	"github.com/feedmon/feedmon/services/classifier"
+	"github.com/feedmon/feedmon/services/notifier"
+	"github.com/feedmon/feedmon/services/poller"
+)
+
+// Service names, as the commands call them.
+const (
+	Poller     = "poller"
+	Classifier = "classifier"
+	Notifier   = "notifier"
+)
+
+// All is every service: what `feedmon run` starts.
+var All = []string{Poller, Classifier, Notifier}
+
+// ShutdownTimeout bounds how long services get to finish in-flight work
+// after a stop is asked for; the contract allows 10 s in all.
+const ShutdownTimeout = 7 * time.Second
+
+// service is what Main needs of each service.
+type service interface {
+	Run(ctx context.Context) error
+	Ready() error
+}
+
+type reloader interface {
+	Reload(cfg *config.Config) error
+}
+
+// Main is one feedmon process: some or all services, one NATS connection
+// (and the embedded server when nats.url is empty), one metrics endpoint.
+type Main struct {
+	Config   *config.Config
+	Services []string
+	Log      *slog.Logger
+	// Stdout is where the stdout receiver prints (default os.Stdout).
+	Stdout io.Writer
+	// Name identifies this process's NATS connection.
+	Name string
+
+	Registry  *prometheus.Registry
+	Metrics   *telemetry.Metrics
+	Telemetry *telemetry.Server
+	Bus       *bus.Bus
+
+	services map[string]service
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errMu    sync.Mutex
+	err      error
+}
+
+// Start connects to NATS, starts the metrics endpoint and the services, and
+// returns; the services run until Close.
+func (m *Main) Start(ctx context.Context) error {
+	if m.Log == nil {
+		m.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if m.Stdout == nil {
+		m.Stdout = os.Stdout
+	}
+	if m.Name == "" {
+		m.Name = "feedmon"
+	}
+	if len(m.Services) == 0 {
+		m.Services = All
+	}
+	cfg := m.Config
+
+	m.Registry = telemetry.NewRegistry(version.Version)
+	m.Metrics = telemetry.NewMetrics(m.Registry, notifier.ReceiverNames(cfg), classifier.TopicOrder(topicNames(cfg)))
+	m.Telemetry = telemetry.NewServer(m.Registry, m.Log)
+	if err := m.Telemetry.Start(cfg.Metrics.Listen); err != nil {
+		return err
+	}
+
+	b, err := bus.Connect(ctx, cfg.NATS, m.Name, m.Log)
+	if err != nil {
+		m.Telemetry.Shutdown(context.Background())
+		return err
+	}
+	m.Bus = b
+	m.Telemetry.AddReadiness("nats", func() error {
+		if !b.Connected() {
+			return errors.New("not connected")
+		}
+		return nil
+	})
+
+	m.services = map[string]service{}
+	for _, name := range m.Services {
+		var s service
+		var err error
+		switch name {
+		case Poller:
+			var opts []poller.Option
+			if b.Embedded() != nil {
+				// Only this process can use an embedded store, so its
+				// poller may take back its own leases at once after a
+				// crash instead of waiting for them to expire.
+				opts = append(opts, poller.WithPollerID("embedded"))
+			}
+			s, err = poller.New(cfg, b, m.Metrics, m.Registry, m.Log, opts...)
+		case Classifier:
+			s, err = classifier.NewService(cfg, b, m.Metrics, m.Registry, m.Log)
+		case Notifier:
+			s, err = notifier.New(cfg, b, m.Metrics, m.Registry, m.Log, notifier.WithStdout(m.Stdout))
+		default:
+			err = fmt.Errorf("app: unknown service %q", name)
+		}
+		if err != nil {
+			b.Close()
+			m.Telemetry.Shutdown(context.Background())
+			return err
+		}
+		m.services[name] = s
+		m.Telemetry.AddReadiness(name, s.Ready)
+	}
+
+	// Services run on their own context so that Close, not the caller's
+	// context, decides when they stop.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	var lag []bus.ConsumerRef
+	if _, ok := m.services[Classifier]; ok {
+		lag = append(lag, bus.ConsumerRef{Stream: event.StreamItems, Consumer: event.ConsumerClassifier})
+	}
+	if _, ok := m.services[Notifier]; ok {
+		lag = append(lag, bus.ConsumerRef{Stream: event.StreamClassified, Consumer: event.ConsumerNotifier})
+	}
+	b.WatchLag(runCtx, m.Registry, 5*time.Second, lag)
+	for name, s := range m.services {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := s.Run(runCtx); err != nil {
+				m.Log.Error("service stopped", "service", name, "err", err)
+				m.errMu.Lock()
+				m.err = errors.Join(m.err, fmt.Errorf("%s: %w", name, err))
+				m.errMu.Unlock()
+			}
+		}()
+	}
+	m.Log.Info("feedmon started", "version", version.Version, "services", m.Services,
+		"feeds", len(cfg.Feeds), "subscribers", len(cfg.Subscribers), "metrics", m.Telemetry.Addr())
+	return nil
+}
+
+// Reload applies a new configuration to the services that can take one
+// (the poller's feeds, the classifier's rules).
+func (m *Main) Reload(cfg *config.Config) error {
+	var errs []error
+	for name, s := range m.services {
+		if r, ok := s.(reloader); ok {
+			if err := r.Reload(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		m.Config = cfg
+	}
+	return errors.Join(errs...)
+}
+
+// Ready reports whether every service is ready (what /readyz answers).
+func (m *Main) Ready() error { return m.Telemetry.Ready() }
+
+// Close stops the services (they finish or hand back in-flight work),
+// drains and closes NATS and stops the metrics endpoint. It returns the
+// first error a service stopped with.
+func (m *Main) Close() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ShutdownTimeout):
+		m.Log.Warn("services did not stop in time; closing anyway", "timeout", ShutdownTimeout)
+	}
+	if m.Bus != nil {
+		m.Bus.Close()
+	}
+	if m.Telemetry != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		m.Telemetry.Shutdown(ctx)
+		cancel()
+	}
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return m.err
+}
+
+func topicNames(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.TopicSet))
+	for n := range cfg.TopicSet {
+		names = append(names, n)
+	}
+	return names
+}

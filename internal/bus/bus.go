@@ -1,0 +1,466 @@
+// Package bus owns feedmon's NATS side: the embedded server, connections,
+// the streams and KV buckets every service relies on, and the consume loop.
+// Whichever service starts first creates what is missing; creation is
+// idempotent, so services start in any order.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+)
+
+// Retention of what feedmon keeps in NATS. The delivered log outlives the
+// streams it protects, so a redelivery inside a stream's retention is always
+// recognised as already sent.
+const (
+	StreamMaxAge    = 7 * 24 * time.Hour
+	DeadMaxAge      = 30 * 24 * time.Hour
+	StreamMaxBytes  = 4 << 30
+	DuplicateWindow = 2 * time.Minute
+	DeliveredTTL    = 14 * 24 * time.Hour
+	// setupTimeout bounds one attempt at creating a stream or bucket; a
+	// cluster missing a node can block such a call for tens of seconds.
+	setupTimeout = 20 * time.Second
+)
+
+// Bus is one connection to NATS with JetStream, and the embedded server
+// when feedmon runs one.
+type Bus struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Replicas int
+
+	log      *slog.Logger
+	embedded *server.Server
+}
+
+// Connect connects to the NATS named by cfg, or starts an embedded server
+// when cfg.URL is empty. name identifies the client in NATS monitoring.
+// Against an external NATS it does not wait for the server to be up: the
+// connection is retried in the background, so start-up order is free.
+func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger) (*Bus, error) {
+	b := &Bus{Replicas: cfg.Replicas, log: log}
+	if b.Replicas == 0 {
+		b.Replicas = 1
+	}
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.Timeout(cfg.ConnectTimeout.D()),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subj, "err", err)
+		}),
+	}
+	if cfg.URL == "" {
+		ns, err := StartEmbedded(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		b.embedded = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		nc, err := nats.Connect("", opts...)
+		if err != nil {
+			ns.Shutdown()
+			return nil, fmt.Errorf("bus: connect to embedded server: %w", err)
+		}
+		b.NC = nc
+	} else {
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+		if cfg.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+		}
+		if cfg.Token != "" {
+			opts = append(opts, nats.Token(cfg.Token))
+		}
+		if cfg.User != "" {
+			opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+		}
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("bus: connect to %s: %w", config.Redact(cfg.URL), err)
+		}
+		b.NC = nc
+	}
+	js, err := jetstream.New(b.NC)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("bus: jetstream: %w", err)
+	}
+	b.JS = js
+	return b, nil
+}
+
+// StartEmbedded starts a nats-server with JetStream in this process, storing
+// under cfg.StoreDir, listening on cfg.Listen ("" = in-process only).
+func StartEmbedded(cfg config.NATS, log *slog.Logger) (*server.Server, error) {
+	dir, err := filepath.Abs(cfg.StoreDir)
+	if err != nil {
+		return nil, fmt.Errorf("bus: store dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("bus: store dir: %w", err)
+	}
+	opts := &server.Options{
+		ServerName: "feedmon",
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if cfg.Listen == "" {
+		opts.DontListen = true
+	} else {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("bus: nats.listen: %w", err)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: embedded server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("bus: embedded server did not start (is %s in use, or %s locked by another feedmon?)", cfg.Listen, dir)
+	}
+	if cfg.Listen != "" {
+		log.Info("embedded nats started", "client_url", ns.ClientURL(), "store_dir", dir)
+	} else {
+		log.Info("embedded nats started", "in_process", true, "store_dir", dir)
+	}
+	return ns, nil
+}
+
+// Embedded is the embedded server, or nil against an external NATS.
+func (b *Bus) Embedded() *server.Server { return b.embedded }
+
+// Connected reports whether the connection is up.
+func (b *Bus) Connected() bool { return b.NC != nil && b.NC.IsConnected() }
+
+// Close drains the connection (pending publishes are flushed, subscriptions
+// finish what they hold) and stops the embedded server.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		done := make(chan struct{})
+		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := b.NC.Drain(); err != nil {
+			b.NC.Close()
+		} else {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				b.NC.Close()
+			}
+		}
+	}
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+		b.embedded.WaitForShutdown()
+	}
+}
+
+// StreamConfig returns the configuration of one of feedmon's streams.
+func (b *Bus) StreamConfig(name string) (jetstream.StreamConfig, error) {
+	cfg := jetstream.StreamConfig{
+		Name:       name,
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+		MaxAge:     StreamMaxAge,
+		MaxBytes:   StreamMaxBytes,
+		Duplicates: DuplicateWindow,
+		Replicas:   b.Replicas,
+	}
+	switch name {
+	case event.StreamItems:
+		cfg.Subjects = []string{event.ItemsAll}
+		cfg.Description = "feedmon: every new item, once, as fetched"
+	case event.StreamClassified:
+		cfg.Subjects = []string{event.ClassifiedAll}
+		cfg.Description = "feedmon: items by matched topic"
+	case event.StreamAlerts:
+		cfg.Subjects = []string{event.AlertsAll}
+		cfg.Description = "feedmon: alerts routed to each subscriber's nats receiver"
+	case event.StreamDead:
+		cfg.Subjects = []string{event.DeadAll}
+		cfg.Description = "feedmon: deliveries that failed for good"
+		cfg.MaxAge = DeadMaxAge
+	default:
+		return cfg, fmt.Errorf("bus: unknown stream %q", name)
+	}
+	return cfg, nil
+}
+
+// EnsureStream creates or updates one of feedmon's streams.
+func (b *Bus) EnsureStream(ctx context.Context, name string) (jetstream.Stream, error) {
+	cfg, err := b.StreamConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	s, err := b.JS.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: stream %s: %w", name, explainReplicas(err, b.Replicas))
+	}
+	return s, nil
+}
+
+// EnsureStreams creates or updates all of feedmon's streams.
+func (b *Bus) EnsureStreams(ctx context.Context) error {
+	for _, name := range []string{event.StreamItems, event.StreamClassified, event.StreamAlerts, event.StreamDead} {
+		if _, err := b.EnsureStream(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KV opens (creating or updating) one of feedmon's KV buckets.
+func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: b.Replicas,
+	}
+	switch bucket {
+	case event.BucketFeeds:
+		cfg.Description = "feedmon: per-feed poll state"
+	case event.BucketSeen:
+		cfg.Description = "feedmon: per-feed ids of items already published"
+	case event.BucketLeases:
+		cfg.Description = "feedmon: which poller polls which feed"
+	case event.BucketDelivered:
+		cfg.Description = "feedmon: idempotency log of deliveries"
+		cfg.TTL = DeliveredTTL
+	default:
+		return nil, fmt.Errorf("bus: unknown bucket %q", bucket)
+	}
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: kv %s: %w", bucket, explainReplicas(err, b.Replicas))
+	}
+	return kv, nil
+}
+
+// explainReplicas turns JetStream's replica errors into advice.
+func explainReplicas(err error, replicas int) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "replicas > 1 not supported in non-clustered mode"):
+		return fmt.Errorf("nats.replicas is %d but the NATS server is not clustered; set nats.replicas: 1: %w", replicas, err)
+	case strings.Contains(msg, "insufficient resources") || strings.Contains(msg, "no suitable peers"):
+		return fmt.Errorf("nats.replicas is %d but the cluster cannot place that many replicas (are all nodes up and JetStream-enabled?): %w", replicas, err)
+	}
+	return err
+}
+
+// Retry calls f until it succeeds or ctx ends, backing off between
+// attempts. It is how services set up streams and buckets without a
+// start-up order: NATS may come up after them.
+func Retry(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn("setup failed, retrying", "what", what, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// Handler processes one message. It must ack, nak or term it.
+type Handler func(ctx context.Context, msg jetstream.Msg)
+
+// ConsumeOptions configures Consume.
+type ConsumeOptions struct {
+	Stream   string
+	Consumer jetstream.ConsumerConfig
+	// Workers is how many messages are handled at once.
+	Workers int
+	// Grace is how long in-flight handlers may run after ctx ends before
+	// their own context is cancelled.
+	Grace time.Duration
+	// Ready is set once the consumer exists and messages flow.
+	Ready *atomic.Bool
+}
+
+// Consume creates (idempotently) a durable pull consumer and hands its
+// messages to h on up to Workers goroutines until ctx ends. Then it stops
+// pulling, naks what was pulled but not started, lets handlers in flight
+// finish within Grace, and returns. Errors of the consumer (NATS restarts,
+// a deleted consumer) are retried, never fatal.
+func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error {
+	if opts.Workers < 1 {
+		opts.Workers = 1
+	}
+	if opts.Grace == 0 {
+		opts.Grace = 6 * time.Second
+	}
+	// Handlers run on a context that outlives ctx by Grace, so that work in
+	// flight at shutdown can finish instead of being cut mid-delivery.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(opts.Grace, cancelWork)
+		context.AfterFunc(workCtx, func() { t.Stop() })
+	})
+	defer stopGrace()
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, opts.Workers)
+	defer wg.Wait()
+
+	for ctx.Err() == nil {
+		var cons jetstream.Consumer
+		err := Retry(ctx, b.log, "consumer "+opts.Consumer.Durable, func(ctx context.Context) error {
+			if _, err := b.EnsureStream(ctx, opts.Stream); err != nil {
+				return err
+			}
+			cctx, cancel := context.WithTimeout(ctx, setupTimeout)
+			defer cancel()
+			c, err := b.JS.CreateOrUpdateConsumer(cctx, opts.Stream, opts.Consumer)
+			if err != nil {
+				return fmt.Errorf("bus: consumer %s: %w", opts.Consumer.Durable, err)
+			}
+			cons = c
+			return nil
+		})
+		if err != nil {
+			return nil // ctx ended
+		}
+		iter, err := cons.Messages(jetstream.PullMaxMessages(opts.Workers*2), jetstream.PullHeartbeat(5*time.Second))
+		if err != nil {
+			b.log.Warn("consume: messages", "consumer", opts.Consumer.Durable, "err", err)
+			continue
+		}
+		if opts.Ready != nil {
+			opts.Ready.Store(true)
+		}
+		stop := context.AfterFunc(ctx, iter.Drain)
+		for {
+			msg, err := iter.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					break
+				}
+				if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrConnectionClosed) {
+					b.log.Debug("consume: waiting for nats", "consumer", opts.Consumer.Durable, "err", err)
+				} else {
+					b.log.Warn("consume: next", "consumer", opts.Consumer.Durable, "err", err)
+				}
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+					iter.Stop()
+					break
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				// Pulled but not started: hand it back at once rather
+				// than let it wait out AckWait.
+				_ = msg.Nak()
+				continue
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				_ = msg.Nak()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				h(workCtx, msg)
+			}()
+		}
+		stop()
+		if opts.Ready != nil && ctx.Err() == nil {
+			opts.Ready.Store(false)
+		}
+	}
+	return nil
+}
+
+// Publish publishes data on subject with a Nats-Msg-Id, so that a retry
+// (ours, or a replica's) inside the duplicate window is dropped by the
+// stream. Transient failures (no stream leader yet, a reconnect) are retried
+// until ctx ends.
+func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) (*jetstream.PubAck, error) {
+	delay := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := b.JS.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func splitHostPort(s string) (string, int, error) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("want host:port, got %q", s)
+	}
+	host := strings.Trim(s[:i], "[]")
+	var port int
+	// -1 asks for a random free port (tests use it).
+	if _, err := fmt.Sscanf(s[i+1:], "%d", &port); err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("invalid port in %q", s)
+	}
+	return host, port, nil
+}

@@ -1,0 +1,102 @@
+package classifier
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/feedmon/feedmon/internal/htmltext"
+	"github.com/feedmon/feedmon/internal/topics"
+)
+
+// benchItems is the benchmark corpus: the fixture items (all five
+// languages, positives and hard negatives), as plain text.
+func benchItems(b *testing.B) (items [][3]string, bytes int64) {
+	for _, f := range loadFixtures(b, "testdata/cases.jsonl") {
+		it := [3]string{f.Title, htmltext.ToText(f.Summary), f.Lang}
+		items = append(items, it)
+		bytes += int64(len(it[0]) + len(it[1]))
+	}
+	return items, bytes
+}
+
+func benchClassify(b *testing.B, c *Classifier) {
+	items, n := benchItems(b)
+	b.SetBytes(n)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		for _, it := range items {
+			c.Classify(it[0], it[1], it[2])
+		}
+	}
+	reportCPU(b, cpu0, n)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(items)), "ns/item")
+}
+
+// reportCPU adds "MB/cpu-s": bytes classified per second of CPU time used
+// (all threads, GC included), which stays meaningful on a loaded machine.
+func reportCPU(b *testing.B, cpu0 time.Duration, bytesPerOp int64) {
+	if d := processCPU() - cpu0; d > 0 {
+		b.ReportMetric(float64(bytesPerOp)*float64(b.N)/d.Seconds()/1e6, "MB/cpu-s")
+	}
+}
+
+// BenchmarkClassifyBuiltin: the built-in topics over the fixture corpus.
+func BenchmarkClassifyBuiltin(b *testing.B) {
+	benchClassify(b, builtin(b))
+}
+
+// BenchmarkClassifyUser10k: the built-ins plus a user topic of 10,000
+// generated terms (one to three pseudo-words each, some NEAR terms).
+func BenchmarkClassifyUser10k(b *testing.B) {
+	set, err := topics.Effective(topics.Set{"generated": {Terms: generatedTerms(10000)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(set)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchClassify(b, c)
+}
+
+// BenchmarkClassifyLong: one 2,000-character English summary (the
+// poller's cap) dense with topic words.
+func BenchmarkClassifyLong(b *testing.B) {
+	c := builtin(b)
+	summary := strings.Repeat("Beijing tightened export controls on rare earth magnets while NATO allies raised defence spending and the WTO warned about tariffs. ", 16)[:2000]
+	b.SetBytes(int64(len(summary)))
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		c.Classify("Rare earths, tariffs and defence", summary, "en")
+	}
+	reportCPU(b, cpu0, int64(len(summary)))
+}
+
+func generatedTerms(n int) []string {
+	r := rand.New(rand.NewPCG(1, 2))
+	word := func() string {
+		const letters = "abcdefghijklmnopqrstuvwxyz"
+		w := make([]byte, 4+r.IntN(7))
+		for i := range w {
+			w[i] = letters[r.IntN(len(letters))]
+		}
+		return string(w)
+	}
+	terms := make([]string, 0, n)
+	for i := range n {
+		switch {
+		case i%50 == 0:
+			terms = append(terms, fmt.Sprintf("%s NEAR/5 %s", word(), word()))
+		case i%3 == 0:
+			terms = append(terms, word()+" "+word())
+		default:
+			terms = append(terms, word())
+		}
+	}
+	return terms
+}

@@ -1,0 +1,154 @@
+package classifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/telemetry"
+)
+
+// Consumer settings. An item is classified in microseconds, so AckWait only
+// has to cover publishing its topics while NATS is slow.
+const (
+	ackWait       = 30 * time.Second
+	maxDeliver    = 20
+	maxAckPending = 1024
+	workers       = 8
+	// publishTimeout bounds publishing one item's topics; past it the
+	// message is handed back and redelivered.
+	publishTimeout = 20 * time.Second
+)
+
+// Service is the classifier: a durable consumer on feedmon.items.> that
+// publishes every item to feedmon.classified.<topic> for each topic it has.
+type Service struct {
+	bus   *bus.Bus
+	m     *telemetry.Metrics
+	log   *slog.Logger
+	cls   atomic.Pointer[Classifier]
+	ready atomic.Bool
+
+	duration prometheus.Histogram
+	errors   *prometheus.CounterVec
+}
+
+// NewService compiles cfg's topic set and returns the service.
+func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
+	c, err := New(cfg.TopicSet)
+	if err != nil {
+		return nil, err
+	}
+	f := promauto.With(reg)
+	s := &Service{
+		bus: b,
+		m:   m,
+		log: log.With("service", "classifier"),
+		duration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "feedmon_classify_duration_seconds",
+			Help:    "Time to classify one item (text extraction, matching, scoring).",
+			Buckets: []float64{1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01},
+		}),
+		errors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedmon_classifier_errors_total",
+			Help: "Items the classifier could not handle, by reason (decode: dropped; publish: retried).",
+		}, []string{"reason"}),
+	}
+	s.errors.WithLabelValues("decode")
+	s.errors.WithLabelValues("publish")
+	s.cls.Store(c)
+	return s, nil
+}
+
+// Reload swaps in cfg's topic rules; items in flight finish with the old ones.
+func (s *Service) Reload(cfg *config.Config) error {
+	c, err := New(cfg.TopicSet)
+	if err != nil {
+		return err
+	}
+	s.cls.Store(c)
+	s.log.Info("topic rules reloaded", "topics", len(cfg.TopicSet))
+	return nil
+}
+
+// Ready reports whether the consumer is in place.
+func (s *Service) Ready() error {
+	if !s.ready.Load() {
+		return errors.New("classifier consumer not ready")
+	}
+	return nil
+}
+
+// Run consumes until ctx ends, then lets in-flight items finish.
+func (s *Service) Run(ctx context.Context) error {
+	return s.bus.Consume(ctx, bus.ConsumeOptions{
+		Stream: event.StreamItems,
+		Consumer: jetstream.ConsumerConfig{
+			Durable:       event.ConsumerClassifier,
+			Description:   "feedmon classifier",
+			FilterSubject: event.ItemsAll,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       ackWait,
+			MaxDeliver:    maxDeliver,
+			MaxAckPending: maxAckPending,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		},
+		Workers: workers,
+		Ready:   &s.ready,
+	}, s.handle)
+}
+
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
+	it, err := event.Unmarshal(msg.Data())
+	if err != nil {
+		// A message that is not an item will never become one: drop it
+		// rather than redeliver it forever.
+		s.errors.WithLabelValues("decode").Inc()
+		s.log.Warn("dropping undecodable item", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason("undecodable item")
+		return
+	}
+	start := time.Now()
+	res := s.cls.Load().Classify(it.Title, it.Summary, it.Lang)
+	s.duration.Observe(time.Since(start).Seconds())
+
+	if len(res.Topics) == 0 {
+		s.m.ItemsClassified.WithLabelValues(telemetry.TopicNone).Inc()
+		_ = msg.Ack()
+		return
+	}
+	it.Topics, it.Scores, it.Matches = res.Topics, res.Scores, res.Matches
+	data, err := it.Marshal()
+	if err != nil {
+		s.errors.WithLabelValues("decode").Inc()
+		_ = msg.TermWithReason("unencodable item")
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	for _, topic := range res.Topics {
+		// The message id makes a redelivered item's re-publication a no-op.
+		if _, err := s.bus.Publish(pctx, event.ClassifiedSubject(topic), event.ClassifiedMsgID(it.ID, topic), data); err != nil {
+			s.errors.WithLabelValues("publish").Inc()
+			s.log.Warn("publish classified item, will retry", "item_id", it.ID, "topic", topic, "err", err)
+			_ = msg.NakWithDelay(2 * time.Second)
+			return
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		s.log.Warn("ack item", "item_id", it.ID, "err", fmt.Errorf("classifier: %w", err))
+	}
+	for _, topic := range res.Topics {
+		s.m.ItemsClassified.WithLabelValues(topic).Inc()
+	}
+}

@@ -1,0 +1,206 @@
+// Package alert holds what the notifier and its receivers share: the batch
+// a receiver delivers, the JSON body of the webhook and nats receivers, and
+// the HTTP answer classification (what is retried, what is permanent). It
+// exists apart from package notifier so that receivers need not import the
+// pipeline that drives them.
+package alert
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+)
+
+// MaxRetryAfter caps a server's Retry-After: a misconfigured or hostile
+// server must not park a delivery for days.
+const MaxRetryAfter = time.Hour
+
+// maxErrorBody bounds how much of an error response is kept in the error.
+const maxErrorBody = 512
+
+// Batch is one delivery: the items one receiver of one subscriber gets in
+// one message (a single item, or a digest).
+type Batch struct {
+	Subscriber string
+	// Receiver is the receiver kind (webhook, slack, email, stdout, nats).
+	Receiver string
+	// Key is the idempotency key: the same for every attempt of the same
+	// delivery, so that the far side can drop a re-send.
+	Key   string
+	Items []*event.Item
+}
+
+// NewBatch builds the batch of items for one receiver of one subscriber.
+// The items are shared with other receivers' batches: receivers must not
+// modify them.
+func NewBatch(subscriber, receiver string, items ...*event.Item) *Batch {
+	return &Batch{Subscriber: subscriber, Receiver: receiver, Key: Key(subscriber, receiver, items...), Items: items}
+}
+
+// Key derives the idempotency key of a delivery from who gets it and which
+// items it carries (in any order), so that every attempt and every replica
+// computes the same key.
+func Key(subscriber, receiver string, items ...*event.Item) string {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ID
+	}
+	slices.Sort(ids)
+	h := sha256.New()
+	h.Write([]byte(subscriber))
+	h.Write([]byte{0})
+	h.Write([]byte(receiver))
+	for _, id := range ids {
+		h.Write([]byte{0})
+		h.Write([]byte(id))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Body is the JSON document the webhook and nats receivers send.
+type Body struct {
+	Subscriber string        `json:"subscriber"`
+	Items      []*event.Item `json:"items"`
+}
+
+// MarshalBody encodes the batch as the contract's body. The encoding is
+// deterministic, so every retry of a delivery carries the same bytes (and
+// the same signature).
+func MarshalBody(b *Batch) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	items := make([]*event.Item, len(b.Items))
+	for i, it := range b.Items {
+		items[i] = it
+		if it.Topics == nil {
+			// A body never carries "topics": null.
+			cp := *it
+			cp.Topics = []string{}
+			items[i] = &cp
+		}
+	}
+	if err := enc.Encode(Body{Subscriber: b.Subscriber, Items: items}); err != nil {
+		return nil, fmt.Errorf("alert: encode body: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// RetryAfterError is a retryable failure for which the far side said when
+// to come back.
+type RetryAfterError struct {
+	Delay time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryDelay returns the delay a failure asks for, if it carries one.
+func RetryDelay(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.Delay, true
+	}
+	return 0, false
+}
+
+// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
+// date, relative to now, capped at MaxRetryAfter. ok is false when the
+// header is missing or unusable.
+func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, MaxRetryAfter), true
+}
+
+// CheckResponse classifies an HTTP answer the way the contract says: 2xx
+// success; 429 and 5xx retryable (with the server's Retry-After when it
+// gives one); any other status permanent. It reads (a bounded prefix of)
+// the body for the error and leaves closing it to the caller.
+func CheckResponse(pkg string, resp *http.Response, now time.Time) (retry bool, err error) {
+	if resp.StatusCode/100 == 2 {
+		return false, nil
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	err = fmt.Errorf("%s: unexpected status %s", pkg, resp.Status)
+	if s := strings.TrimSpace(string(snippet)); s != "" {
+		err = fmt.Errorf("%s: unexpected status %s: %q", pkg, resp.Status, config.Redact(s))
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			return true, &RetryAfterError{Delay: d, Err: err}
+		}
+		return true, err
+	}
+	return false, err
+}
+
+// NewHTTPClient returns the HTTP client receivers use by default: bounded
+// by timeout, and not following redirects, because a redirected POST turns
+// into a GET that may "succeed" on a login page: a 3xx is an answer, and
+// not a 2xx.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// RedactURLError hides credentials in the URL an *url.Error carries (the
+// HTTP client puts the whole request URL in its errors).
+func RedactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = config.Redact(ue.URL)
+	}
+	return err
+}
+
+// Sanitize makes s safe for one line of text: control characters
+// (including CR, LF, tab and the Unicode line and paragraph separators)
+// become spaces and runs of spaces collapse, so item text can neither
+// break a line nor smuggle in a header.
+func Sanitize(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' || r == '\ufeff' || r == ' ' {
+			if !space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return strings.TrimRight(b.String(), " ")
+}

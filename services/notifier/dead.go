@@ -1,0 +1,248 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/services/notifier/alert"
+)
+
+// DeadLetter is the record of a delivery that failed for good, published
+// on feedmon.dead.<subscriber>.
+type DeadLetter struct {
+	Subscriber     string        `json:"subscriber"`
+	Receiver       string        `json:"receiver"`
+	IdempotencyKey string        `json:"idempotency_key"`
+	Items          []*event.Item `json:"items"`
+	Reason         string        `json:"reason"`
+	Attempts       int           `json:"attempts"`
+	Time           string        `json:"time"`
+}
+
+// ListDead writes one line per dead-lettered delivery still in the
+// dead-letter stream, oldest first, then a count.
+func ListDead(ctx context.Context, b *bus.Bus, w io.Writer) error {
+	n := 0
+	err := eachDead(ctx, b, func(seq uint64, dl *DeadLetter, derr error) error {
+		n++
+		if derr != nil {
+			_, err := fmt.Fprintf(w, "seq=%d undecodable: %v\n", seq, derr)
+			return err
+		}
+		_, err := fmt.Fprintf(w, "seq=%d time=%s subscriber=%s receiver=%s attempts=%d items=%s reason=%q\n",
+			seq, dl.Time, dl.Subscriber, dl.Receiver, dl.Attempts, describeItems(dl.Items), alert.Sanitize(dl.Reason))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%d dead-lettered deliveries\n", n)
+	return err
+}
+
+func describeItems(items []*event.Item) string {
+	s := ""
+	for i, it := range items {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s:%q", it.ID, alert.Sanitize(it.Title))
+	}
+	return s
+}
+
+// ReplayDead sends the dead-lettered deliveries again through the same
+// pipeline as the notifier (idempotency log, same Idempotency-Key), one
+// attempt each. A delivery that succeeds, or fails permanently again (and
+// so is dead-lettered anew), leaves the dead-letter stream; one that still
+// fails transiently, or whose subscriber or receiver is no longer
+// configured, stays. It writes one line per delivery and a summary, and
+// returns an error if any delivery stays.
+func ReplayDead(ctx context.Context, b *bus.Bus, cfg *config.Config, w io.Writer, opts ...Option) error {
+	// One attempt per delivery: a receiver still down must not hold the
+	// command for its whole backoff.
+	opts = append(opts, WithInlineWait(0))
+	s, err := New(cfg, b, nil, nil, slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		return err
+	}
+	kv, err := b.KV(ctx, event.BucketDelivered)
+	if err != nil {
+		return fmt.Errorf("notifier: dlq replay: %w", err)
+	}
+	st, err := b.EnsureStream(ctx, event.StreamDead)
+	if err != nil {
+		return fmt.Errorf("notifier: dlq replay: %w", err)
+	}
+	var replayed, again, stays int
+	err = eachDead(ctx, b, func(seq uint64, dl *DeadLetter, derr error) error {
+		var line string
+		switch res, detail := s.replayOne(ctx, kv, dl, derr); res {
+		case replayDone:
+			replayed++
+			line = "replayed"
+		case replayAlreadyDone:
+			replayed++
+			line = "already delivered"
+		case replayDeadAgain:
+			again++
+			line = "failed again (dead-lettered anew): " + detail
+		default:
+			stays++
+			_, err := fmt.Fprintf(w, "seq=%d kept: %s\n", seq, alert.Sanitize(detail))
+			return err
+		}
+		dctx, cancel := context.WithTimeout(ctx, kvTimeout)
+		defer cancel()
+		if err := st.DeleteMsg(dctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("notifier: dlq replay: remove seq %d: %w", seq, err)
+		}
+		_, err := fmt.Fprintf(w, "seq=%d %s/%s items=%s %s\n", seq, dl.Subscriber, dl.Receiver, describeItems(dl.Items), alert.Sanitize(line))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "%d replayed, %d failed again, %d kept\n", replayed, again, stays); err != nil {
+		return err
+	}
+	if stays > 0 {
+		return fmt.Errorf("notifier: dlq replay: %d deliveries kept in the dead-letter stream", stays)
+	}
+	return nil
+}
+
+type replayResult int
+
+const (
+	replayDone replayResult = iota
+	replayAlreadyDone
+	replayDeadAgain
+	replayKept
+)
+
+func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *DeadLetter, derr error) (replayResult, string) {
+	if derr != nil {
+		return replayKept, derr.Error()
+	}
+	if len(dl.Items) != 1 {
+		return replayKept, fmt.Sprintf("%d items in one delivery: replay of digests is not supported", len(dl.Items))
+	}
+	var sub *subscriber
+	var rt route
+	for _, cand := range s.subs {
+		if cand.name != dl.Subscriber {
+			continue
+		}
+		for _, r := range cand.receivers {
+			if r.kind == dl.Receiver {
+				sub, rt = cand, r
+			}
+		}
+	}
+	if sub == nil {
+		return replayKept, fmt.Sprintf("subscriber %q has no %s receiver in this config", dl.Subscriber, dl.Receiver)
+	}
+	it := dl.Items[0]
+	j := &job{sub: sub, rt: rt, item: it, batch: alert.NewBatch(sub.name, rt.kind, it), key: deliveredKey(sub.name, rt.kind, it.ID)}
+
+	// Revive a dead entry so the pipeline attempts it again: a fresh
+	// budget, the same key.
+	for {
+		rec, rev, err := s.load(ctx, kv, j.key)
+		if err != nil {
+			return replayKept, err.Error()
+		}
+		if rec.State == stateDone {
+			return replayAlreadyDone, ""
+		}
+		if rec.State != stateDead {
+			break
+		}
+		rec = record{State: stateRetry, Key: j.batch.Key, Updated: s.now()}
+		if _, err := s.store(ctx, kv, j.key, rec, rev); errors.Is(err, errConflict) {
+			continue
+		} else if err != nil {
+			return replayKept, err.Error()
+		}
+		break
+	}
+	o := s.deliver(ctx, kv, j, false)
+	switch o.kind {
+	case settled:
+		return replayDone, ""
+	case dead:
+		return replayDeadAgain, o.reason
+	case owned:
+		return replayKept, "another notifier is sending it right now"
+	}
+	rec, _, _ := s.load(ctx, kv, j.key)
+	return replayKept, "still failing: " + rec.Error
+}
+
+// eachDead calls fn for every message in the dead-letter stream at the
+// time of the call, oldest first.
+func eachDead(ctx context.Context, b *bus.Bus, fn func(seq uint64, dl *DeadLetter, decodeErr error) error) error {
+	st, err := b.EnsureStream(ctx, event.StreamDead)
+	if err != nil {
+		return fmt.Errorf("notifier: dead letters: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("notifier: dead letters: %w", err)
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return fmt.Errorf("notifier: dead letters: %w", err)
+	}
+	for {
+		batch, err := c.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("notifier: dead letters: %w", err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("notifier: dead letters: %w", err)
+			}
+			seq := md.Sequence.Stream
+			if seq > last {
+				return nil
+			}
+			var dl DeadLetter
+			var derr error
+			if err := json.Unmarshal(msg.Data(), &dl); err != nil {
+				derr = fmt.Errorf("notifier: decode dead letter: %w", err)
+			}
+			if err := fn(seq, &dl, derr); err != nil {
+				return err
+			}
+			if seq == last {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("notifier: dead letters: %w", err)
+		}
+		if got == 0 {
+			// The rest was removed while we read.
+			return nil
+		}
+	}
+}

@@ -1,0 +1,328 @@
+// Package notifier is feedmon's last stage: a durable consumer on
+// feedmon.classified.> that routes each item to the subscribers whose
+// topics it has, once per subscriber, and delivers it through each of their
+// receivers with retries, backoff, Retry-After, a dead-letter stream for
+// permanent failures and an idempotency log in KV, so that neither a
+// redelivery nor a restart nor a second replica sends anything twice.
+//
+// The pipeline per message is: route (which subscribers), then per
+// (subscriber, receiver) in parallel: dedup (the idempotency log), retry
+// (attempts, backoff, hand-back), and the receiver's Notify.
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/time/rate"
+
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/services/notifier/alert"
+)
+
+// Receiver delivers one batch. It decides what is worth retrying: retry is
+// true for failures that may pass (429, 5xx, timeouts, connection errors),
+// false for permanent ones (a 4xx, an invalid address). A retryable error
+// may carry the far side's wish of when to come back (alert.RetryAfterError).
+type Receiver interface {
+	Notify(ctx context.Context, b *alert.Batch) (retry bool, err error)
+}
+
+// Receiver kinds, as they appear in metrics, logs and dead letters.
+const (
+	KindWebhook = "webhook"
+	KindSlack   = "slack"
+	KindEmail   = "email"
+	KindStdout  = "stdout"
+	KindNATS    = "nats"
+)
+
+// Delivery defaults that the config does not (yet) expose.
+const (
+	// DefaultAckWait is how long NATS waits for an ack before redelivering;
+	// long deliveries keep the message with InProgress well within it.
+	DefaultAckWait = 30 * time.Second
+	// DefaultBackoffMin and DefaultBackoffMax bound the exponential backoff
+	// between attempts when the far side gives no Retry-After.
+	DefaultBackoffMin = time.Second
+	DefaultBackoffMax = 5 * time.Minute
+	// DefaultInlineWait is the longest backoff waited for while holding
+	// the message; a longer one hands the message back to NATS
+	// (NakWithDelay) so that a worker is not parked on it.
+	DefaultInlineWait = 10 * time.Second
+	// maxAckPendingPerWorker bounds the messages out at once (including
+	// those handed back with a delay) relative to the workers.
+	maxAckPendingPerWorker = 64
+	// kvTimeout bounds one idempotency-log or dead-letter operation.
+	kvTimeout = 10 * time.Second
+)
+
+// Option changes a Service's defaults.
+type Option func(*options)
+
+type options struct {
+	stdout     io.Writer
+	now        func() time.Time
+	client     *http.Client
+	ackWait    time.Duration
+	backoffMin time.Duration
+	backoffMax time.Duration
+	inlineWait time.Duration
+	lease      time.Duration
+	receivers  map[string]Receiver
+	limits     map[string]rateLimit
+	schedules  map[string]Schedule
+	flushEvery time.Duration
+	// beforeAck, when set, is called before a fully handled message is
+	// acked; returning false skips the ack (tests use it to make NATS
+	// redeliver a message that was delivered).
+	beforeAck func(jetstream.Msg) bool
+}
+
+// WithStdout sets the writer of the stdout receiver (default os.Stdout).
+func WithStdout(w io.Writer) Option { return func(o *options) { o.stdout = w } }
+
+// WithClock sets the clock used for retry schedules, leases, latencies and
+// dead-letter times (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient sets the HTTP client of the webhook and slack receivers.
+// Each attempt is bounded by notify.timeout through its context either way.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithBackoff sets the bounds of the exponential backoff between attempts.
+func WithBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(o *options) { o.backoffMin, o.backoffMax = minDelay, maxDelay }
+}
+
+// WithInlineWait sets the longest retry delay waited for while holding the
+// message; longer delays hand it back to NATS with NakWithDelay.
+func WithInlineWait(d time.Duration) Option { return func(o *options) { o.inlineWait = d } }
+
+// WithAckWait sets the consumer's AckWait.
+func WithAckWait(d time.Duration) Option { return func(o *options) { o.ackWait = d } }
+
+// WithReceiver replaces the receiver of one kind for every subscriber that
+// has it configured (for embedding feedmon with a custom transport).
+func WithReceiver(kind string, r Receiver) Option {
+	return func(o *options) {
+		if o.receivers == nil {
+			o.receivers = map[string]Receiver{}
+		}
+		o.receivers[kind] = r
+	}
+}
+
+type rateLimit struct {
+	every rate.Limit
+	burst int
+}
+
+// WithRateLimit paces the deliveries of one receiver kind to limit per
+// second with bursts of burst, separately for each subscriber (a Slack
+// incoming webhook takes about one message a second). A delivery that
+// would wait longer than the inline wait is handed back to NATS instead of
+// holding a worker. The limit is per process: replicas each get it.
+func WithRateLimit(kind string, limit rate.Limit, burst int) Option {
+	return func(o *options) {
+		if o.limits == nil {
+			o.limits = map[string]rateLimit{}
+		}
+		o.limits[kind] = rateLimit{limit, max(burst, 1)}
+	}
+}
+
+// Service is the notifier.
+type Service struct {
+	cfg  *config.Config
+	b    *bus.Bus
+	m    *telemetry.Metrics
+	log  *slog.Logger
+	opts options
+	subs []*subscriber
+
+	duration *prometheus.HistogramVec
+	dead     *prometheus.CounterVec
+
+	kv        atomic.Pointer[kvHolder]
+	consuming atomic.Bool
+	// stopping ends when Run's context does: waits between attempts stop
+	// and hand their message back, while sends in flight finish.
+	stopping context.Context
+}
+
+type kvHolder struct{ kv jetstream.KeyValue }
+
+// New builds the notifier for cfg's subscribers. It does not touch NATS:
+// Run sets up what it needs, so services start in any order.
+func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
+	o := options{
+		stdout:     os.Stdout,
+		now:        time.Now,
+		ackWait:    DefaultAckWait,
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+		inlineWait: DefaultInlineWait,
+		flushEvery: DefaultFlushInterval,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.client == nil {
+		o.client = alert.NewHTTPClient(cfg.Notify.Timeout.D())
+	}
+	if o.lease == 0 {
+		// A sender that has not finished (or failed) within twice the
+		// attempt timeout has crashed; its delivery may be taken over.
+		o.lease = 2*cfg.Notify.Timeout.D() + 5*time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = telemetry.NewMetrics(prometheus.NewRegistry(), ReceiverNames(cfg), nil)
+	}
+	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, stopping: context.Background()}
+	subs, err := s.buildSubscribers()
+	if err != nil {
+		return nil, err
+	}
+	s.subs = subs
+
+	f := promauto.With(reg)
+	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "feedmon_notification_duration_seconds",
+		Help:    "Duration of one delivery attempt by receiver.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"receiver"})
+	s.dead = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "feedmon_notifications_dead_lettered_total",
+		Help: "Deliveries that failed for good and went to the dead-letter stream, by receiver.",
+	}, []string{"receiver"})
+	for _, r := range ReceiverNames(cfg) {
+		s.duration.WithLabelValues(r)
+		s.dead.WithLabelValues(r)
+	}
+	return s, nil
+}
+
+// ReceiverNames lists the receiver kinds cfg's subscribers use, in a fixed
+// order, so that their metric series exist from start-up.
+func ReceiverNames(cfg *config.Config) []string {
+	used := map[string]bool{}
+	for i := range cfg.Subscribers {
+		for _, r := range cfg.Subscribers[i].Receivers() {
+			used[r] = true
+		}
+	}
+	var out []string
+	for _, k := range []string{KindWebhook, KindSlack, KindEmail, KindStdout, KindNATS} {
+		if used[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Ready is nil once the idempotency log is open and the consumer pulls.
+func (s *Service) Ready() error {
+	if s.kv.Load() == nil {
+		return errors.New("notifier: delivered-log bucket not ready")
+	}
+	if !s.consuming.Load() {
+		return errors.New("notifier: consumer not ready")
+	}
+	return nil
+}
+
+// Run sets up the bucket and streams the notifier writes to, then consumes
+// classified items until ctx ends. At the end, sends in flight finish
+// (within the consume loop's grace), waits between attempts are cut short
+// and their messages handed back; Run then returns nil.
+func (s *Service) Run(ctx context.Context) error {
+	s.stopping = ctx
+	err := bus.Retry(ctx, s.log, "notifier setup", func(ctx context.Context) error {
+		kv, err := s.b.KV(ctx, event.BucketDelivered)
+		if err != nil {
+			return err
+		}
+		if _, err := s.b.EnsureStream(ctx, event.StreamDead); err != nil {
+			return err
+		}
+		if s.usesKind(KindNATS) {
+			if _, err := s.b.EnsureStream(ctx, event.StreamAlerts); err != nil {
+				return err
+			}
+		}
+		s.kv.Store(&kvHolder{kv})
+		return nil
+	})
+	if err != nil {
+		return nil // ctx ended before NATS was there
+	}
+	s.log.Info("notifier started", "subscribers", len(s.subs), "receivers", ReceiverNames(s.cfg))
+	var flushing sync.WaitGroup
+	flushing.Go(func() { s.flushLoop(ctx, s.kv.Load().kv) })
+	defer flushing.Wait()
+	err = s.b.Consume(ctx, bus.ConsumeOptions{
+		Stream:   event.StreamClassified,
+		Consumer: s.consumerConfig(),
+		Workers:  s.cfg.Notify.Workers,
+		Ready:    &s.consuming,
+	}, s.handle)
+	s.consuming.Store(false)
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	s.log.Info("notifier stopped")
+	return nil
+}
+
+func (s *Service) consumerConfig() jetstream.ConsumerConfig {
+	workers := max(s.cfg.Notify.Workers, 1)
+	return jetstream.ConsumerConfig{
+		Durable:       event.ConsumerNotifier,
+		Description:   "feedmon notifier: routes classified items to subscribers",
+		FilterSubject: event.ClassifiedAll,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.opts.ackWait,
+		MaxDeliver:    s.maxDeliver(),
+		MaxAckPending: workers * maxAckPendingPerWorker,
+	}
+}
+
+// maxDeliver leaves room for every attempt of every receiver plus hand-backs
+// at shutdown and waits on another replica's lease; the idempotency log,
+// not MaxDeliver, bounds the attempts. On the last delivery whatever is
+// still pending is dead-lettered, so that nothing is dropped silently.
+func (s *Service) maxDeliver() int {
+	return max(5*s.cfg.Notify.MaxAttempts, 100)
+}
+
+func (s *Service) usesKind(kind string) bool {
+	for _, sub := range s.subs {
+		for _, r := range sub.receivers {
+			if r.kind == kind {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Service) now() time.Time { return s.opts.now() }

@@ -1,0 +1,240 @@
+// Package slack posts alerts to a Slack incoming webhook as Block Kit
+// messages. Item text is escaped so that it can neither format links nor
+// mention anyone: Slack parses mentions only inside <...>, and every '<'
+// that is not feedmon's own link markup is escaped.
+package slack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/services/notifier/alert"
+)
+
+// Slack's limits (characters), with some room left.
+const (
+	// MaxSectionText is a section block's text limit (Slack: 3000).
+	MaxSectionText = 3000
+	// MaxContextText is the limit kept for one context element (Slack: 3000).
+	MaxContextText = 500
+	// MaxFallbackText bounds the notification text (Slack truncates at 40000).
+	MaxFallbackText = 3000
+	// MaxBlocks is the most blocks in one message (Slack: 50).
+	MaxBlocks = 50
+	// maxSummary keeps one item's summary short in the message.
+	maxSummary = 600
+	// blocksPerItem: section, context and a divider.
+	blocksPerItem = 3
+	// MaxItems is how many items one message shows; a digest sends more
+	// as several messages.
+	MaxItems = MaxBlocks / blocksPerItem
+)
+
+// Notifier posts to one incoming webhook.
+type Notifier struct {
+	url    string
+	client *http.Client
+	now    func() time.Time
+}
+
+// New returns a notifier for cfg; nil client means one that does not follow
+// redirects.
+func New(cfg config.Slack, client *http.Client) *Notifier {
+	if client == nil {
+		client = alert.NewHTTPClient(0)
+	}
+	return &Notifier{url: cfg.WebhookURL, client: client, now: time.Now}
+}
+
+// Message is an incoming-webhook payload.
+type Message struct {
+	Text        string  `json:"text"`
+	Blocks      []Block `json:"blocks"`
+	UnfurlLinks bool    `json:"unfurl_links"`
+	UnfurlMedia bool    `json:"unfurl_media"`
+}
+
+// Block is a Block Kit block (section, context or divider).
+type Block struct {
+	Type     string  `json:"type"`
+	Text     *Text   `json:"text,omitempty"`
+	Elements []*Text `json:"elements,omitempty"`
+}
+
+// Text is a Block Kit text object.
+type Text struct {
+	Type string `json:"type"` // mrkdwn | plain_text
+	Text string `json:"text"`
+}
+
+// Notify posts the batch as one message.
+func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err error) {
+	body, err := json.Marshal(Build(b))
+	if err != nil {
+		return false, fmt.Errorf("slack: encode: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
+	if err != nil {
+		return false, fmt.Errorf("slack: request: %w", alert.RedactURLError(err))
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("User-Agent", "feedmon-notifier")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return true, fmt.Errorf("slack: post %s: %w", config.Redact(n.url), alert.RedactURLError(err))
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}()
+	return alert.CheckResponse("slack", resp, n.now())
+}
+
+// Build renders the batch as a message: per item a section with the
+// linked title and summary, a context line with source, topics, matched
+// terms and publication time, and a divider between items.
+func Build(b *alert.Batch) *Message {
+	msg := &Message{}
+	maxItems := MaxItems
+	var titles []string
+	for i, it := range b.Items {
+		if i == maxItems {
+			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: []*Text{
+				mrkdwn(fmt.Sprintf("…and %d more", len(b.Items)-maxItems)),
+			}})
+			break
+		}
+		if i > 0 {
+			msg.Blocks = append(msg.Blocks, Block{Type: "divider"})
+		}
+		title := alert.Sanitize(it.Title)
+		if title == "" {
+			title = "(untitled)"
+		}
+		titles = append(titles, title)
+
+		head := "*" + Escape(title, 300) + "*"
+		if link := safeLink(it.Link); link != "" {
+			head = "*<" + link + "|" + Escape(title, 300) + ">*"
+		}
+		text := head
+		if s := alert.Sanitize(it.Summary); s != "" {
+			text += "\n" + Escape(s, min(maxSummary, MaxSectionText-utf8.RuneCountInString(head)-1))
+		}
+		msg.Blocks = append(msg.Blocks, Block{Type: "section", Text: mrkdwn(text)})
+
+		var ctx []*Text
+		if src := alert.Sanitize(it.FeedTitle); src != "" {
+			ctx = append(ctx, mrkdwn("*Source:* "+Escape(src, MaxContextText-12)))
+		}
+		if len(it.Topics) > 0 {
+			ctx = append(ctx, mrkdwn("*Topics:* "+Escape(alert.Sanitize(strings.Join(it.Topics, ", ")), MaxContextText-12)))
+		}
+		if terms := matched(it.Topics, it.Matches); terms != "" {
+			ctx = append(ctx, mrkdwn("*Matched:* "+Escape(terms, MaxContextText-12)))
+		}
+		if p := published(it.Published); p != "" {
+			ctx = append(ctx, mrkdwn("*Published:* "+Escape(p, 100)))
+		}
+		if len(ctx) > 0 {
+			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: ctx})
+		}
+	}
+	fallback := strings.Join(titles, " · ")
+	if len(b.Items) > 1 {
+		fallback = fmt.Sprintf("%d alerts: %s", len(b.Items), fallback)
+	}
+	msg.Text = Escape(fallback, MaxFallbackText)
+	return msg
+}
+
+func mrkdwn(s string) *Text { return &Text{Type: "mrkdwn", Text: s} }
+
+// matched lists the matched terms, topic by topic, without repeats.
+func matched(topics []string, m map[string][]string) string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(terms []string) {
+		for _, t := range terms {
+			t = alert.Sanitize(t)
+			if t != "" && !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+	}
+	for _, t := range topics {
+		add(m[t])
+	}
+	return strings.Join(out, ", ")
+}
+
+func published(p string) string {
+	if p == "" {
+		return ""
+	}
+	if t, err := time.Parse(time.RFC3339, p); err == nil {
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	return alert.Sanitize(p)
+}
+
+// safeLink returns the link for use inside <...|...>, or "" when it is not
+// a plain http(s) URL. Characters that would end or split the link markup
+// are percent-encoded, and & < > escaped as Slack requires.
+func safeLink(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	r := strings.NewReplacer("|", "%7C", "<", "%3C", ">", "%3E", " ", "%20", "&", "&amp;", "\n", "", "\r", "")
+	return r.Replace(u.String())
+}
+
+// specialMention matches the words Slack would treat as broadcast mentions
+// if a client ever linkified them outside <...>.
+var specialMention = regexp.MustCompile(`(?i)@(channel|here|everyone)\b`)
+
+// Escape escapes s for mrkdwn (& < > become entities, so no <!channel>,
+// <@U…> or <url|text> can form) and truncates the result to at most n
+// characters, never inside an entity, marking a cut with "…".
+func Escape(s string, n int) string {
+	s = specialMention.ReplaceAllString(s, "@\u200b$1")
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	if utf8.RuneCountInString(esc) <= n {
+		return esc
+	}
+	if n < 1 {
+		return ""
+	}
+	var b strings.Builder
+	count := 0
+	for _, r := range s {
+		piece := string(r)
+		switch r {
+		case '&':
+			piece = "&amp;"
+		case '<':
+			piece = "&lt;"
+		case '>':
+			piece = "&gt;"
+		}
+		pl := utf8.RuneCountInString(piece)
+		if count+pl > n-1 { // keep one for the ellipsis
+			break
+		}
+		b.WriteString(piece)
+		count += pl
+	}
+	return b.String() + "…"
+}

@@ -1,0 +1,300 @@
+package poller
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mmcdole/gofeed"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/charset"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/htmltext"
+)
+
+// maxSummaryRunes is the contract's bound on an item's summary.
+const maxSummaryRunes = 2000
+
+// Dates outside [minPublished, now+maxFuture] are not believed: feeds emit
+// the Unix epoch for "unknown" and far-future dates from broken clocks or
+// typos. Such an item is still published, with an empty published field,
+// which the contract defines as "no usable date". The raw date string still
+// feeds the content hash, so the id stays stable.
+var minPublished = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+
+const maxFuture = 48 * time.Hour
+
+// xmlDeclRe finds the encoding pseudo-attribute of an XML declaration.
+var xmlDeclRe = regexp.MustCompile(`^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']`)
+
+// toUTF8 decodes body to UTF-8 using, in order: a byte-order mark, the
+// charset of Content-Type, the XML declaration, else UTF-8. A declared
+// UTF-8 that the bytes contradict gives way to the other declaration: a
+// server that labels every response "utf-8" is common, a Latin-1 feed whose
+// bytes happen to be valid UTF-8 is not. The XML declaration is rewritten to
+// say UTF-8 so the parser does not decode a second time.
+func toUTF8(body []byte, contentType string) ([]byte, error) {
+	if bytes.HasPrefix(body, []byte{0xef, 0xbb, 0xbf}) {
+		return rewriteDecl(body[3:]), nil
+	}
+	if len(body) >= 2 && body[0] == 0xff && body[1] == 0xfe {
+		return decodeWith(unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM), body)
+	}
+	if len(body) >= 2 && body[0] == 0xfe && body[1] == 0xff {
+		return decodeWith(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM), body)
+	}
+	var header, decl string
+	if _, params, err := mime.ParseMediaType(contentType); err == nil {
+		header = strings.ToLower(strings.TrimSpace(params["charset"]))
+	}
+	if m := xmlDeclRe.FindSubmatch(body[:min(len(body), 512)]); m != nil {
+		decl = strings.ToLower(string(m[1]))
+	}
+	validUTF8 := utf8.Valid(body)
+	label := header
+	switch {
+	case label == "" || isUTF8Label(label) && !validUTF8:
+		label = decl
+	case !isUTF8Label(label) && validUTF8 && isUTF8Label(decl) && !isASCII(body):
+		label = decl
+	}
+	if label == "" || isUTF8Label(label) {
+		if !validUTF8 {
+			body = bytes.ToValidUTF8(body, []byte("\uFFFD"))
+		}
+		return rewriteDecl(body), nil
+	}
+	enc, _ := charset.Lookup(label)
+	if enc == nil {
+		return nil, fmt.Errorf("poller: unknown charset %q", label)
+	}
+	return decodeWith(enc, body)
+}
+
+func decodeWith(enc encoding.Encoding, body []byte) ([]byte, error) {
+	out, _, err := transform.Bytes(enc.NewDecoder(), body)
+	if err != nil {
+		return nil, fmt.Errorf("poller: decode charset: %w", err)
+	}
+	return rewriteDecl(out), nil
+}
+
+func isUTF8Label(l string) bool { return l == "utf-8" || l == "utf8" || l == "unicode-1-1-utf-8" }
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// rewriteDecl makes the XML declaration (if any) say UTF-8.
+func rewriteDecl(body []byte) []byte {
+	head := body[:min(len(body), 512)]
+	loc := xmlDeclRe.FindSubmatchIndex(head)
+	if loc == nil {
+		return body
+	}
+	if isUTF8Label(strings.ToLower(string(head[loc[2]:loc[3]]))) {
+		return body
+	}
+	out := make([]byte, 0, len(body))
+	out = append(out, body[:loc[2]]...)
+	out = append(out, "UTF-8"...)
+	out = append(out, body[loc[3]:]...)
+	return out
+}
+
+// parseFeed parses a UTF-8 feed body.
+func parseFeed(body []byte) (*gofeed.Feed, error) {
+	p := gofeed.NewParser()
+	// The original RSS feed carries <ttl>, which the universal one drops.
+	p.KeepOriginalFeed = true
+	f, err := p.Parse(bytes.NewReader(body))
+	if err != nil {
+		if errors.Is(err, gofeed.ErrFeedTypeNotDetected) {
+			return nil, fmt.Errorf("poller: not a feed (RSS, Atom or JSON Feed): %w", err)
+		}
+		return nil, fmt.Errorf("poller: parse feed: %w", err)
+	}
+	return f, nil
+}
+
+// normalizer turns a parsed feed into the contract's items.
+type normalizer struct {
+	feedURL   string // as configured: ids and subjects derive from it
+	feedTitle string // configured title, overriding the feed's own
+	base      *url.URL
+	now       time.Time
+	maxItems  int
+}
+
+// entry is one normalised item plus what the seen-set needs.
+type entry struct {
+	item event.Item
+	// alt identifies the item by link and title, so that a GUID that churns
+	// while the article stays the same is not a new item. Empty when the
+	// link is missing (title alone is too weak).
+	alt string
+}
+
+func (n *normalizer) items(f *gofeed.Feed) []entry {
+	feedTitle := n.feedTitle
+	if feedTitle == "" {
+		feedTitle = htmltext.ToText(f.Title)
+	}
+	base := n.base
+	if f.Link != "" {
+		if l, err := base.Parse(strings.TrimSpace(f.Link)); err == nil && (l.Scheme == "http" || l.Scheme == "https") {
+			base = l
+		}
+	}
+	lang := primaryLang(f.Language)
+	src := f.Items
+	if len(src) > n.maxItems {
+		src = newestFirst(src)
+		src = src[:min(len(src), n.maxItems)]
+	}
+	out := make([]entry, 0, len(src))
+	for _, it := range src {
+		if it == nil {
+			continue
+		}
+		out = append(out, n.item(it, feedTitle, base, lang))
+	}
+	return out
+}
+
+func (n *normalizer) item(it *gofeed.Item, feedTitle string, base *url.URL, lang string) entry {
+	title := htmltext.ToText(it.Title)
+	link := resolveLink(base, it.Link)
+	if link == "" && len(it.Links) > 0 {
+		link = resolveLink(base, it.Links[0])
+	}
+	summary := it.Description
+	if strings.TrimSpace(summary) == "" {
+		summary = it.Content
+	}
+	summary = htmltext.Truncate(htmltext.ToText(summary), maxSummaryRunes)
+
+	var published string
+	if t := it.PublishedParsed; t != nil && plausible(*t, n.now) {
+		published = event.FormatTime(*t)
+	} else if t := it.UpdatedParsed; t != nil && plausible(*t, n.now) {
+		published = event.FormatTime(*t)
+	}
+
+	key := strings.TrimSpace(it.GUID)
+	if key == "" {
+		key = link
+	}
+	if key == "" {
+		// Nothing identifies the item but its content: hash what the
+		// publisher wrote (raw date string, not our parse of it).
+		h := sha256.New()
+		io.WriteString(h, it.Title)
+		h.Write([]byte{0})
+		io.WriteString(h, it.Published+"|"+it.Updated)
+		h.Write([]byte{0})
+		io.WriteString(h, it.Description)
+		h.Write([]byte{0})
+		io.WriteString(h, it.Content)
+		key = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	e := entry{item: event.Item{
+		ID:        event.ItemID(n.feedURL, key),
+		FeedURL:   n.feedURL,
+		FeedTitle: feedTitle,
+		Title:     title,
+		Link:      link,
+		Summary:   summary,
+		Published: published,
+		FetchedAt: event.FormatTime(n.now),
+		Lang:      lang,
+	}}
+	if link != "" {
+		e.alt = altKey(link, title)
+	}
+	return e
+}
+
+// altKey is a short hash of link and title, per feed seen-set.
+func altKey(link, title string) string {
+	sum := sha256.Sum256([]byte(link + "\x00" + title))
+	return hex.EncodeToString(sum[:10])
+}
+
+func plausible(t, now time.Time) bool {
+	return !t.Before(minPublished) && !t.After(now.Add(maxFuture))
+}
+
+func resolveLink(base *url.URL, raw string) string {
+	raw = strings.TrimSpace(html.UnescapeString(raw))
+	if raw == "" {
+		return ""
+	}
+	u, err := base.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		// Not a web link (javascript:, mailto:, garbage): keep nothing
+		// rather than hand a reader something dangerous to click.
+		return ""
+	}
+	return u.String()
+}
+
+// primaryLang returns the lower-cased primary subtag of a BCP 47 tag.
+func primaryLang(tag string) string {
+	tag = strings.TrimSpace(tag)
+	if i := strings.IndexAny(tag, "-_"); i >= 0 {
+		tag = tag[:i]
+	}
+	tag = strings.ToLower(tag)
+	if len(tag) < 2 || len(tag) > 3 {
+		return ""
+	}
+	for _, c := range tag {
+		if c < 'a' || c > 'z' {
+			return ""
+		}
+	}
+	return tag
+}
+
+// newestFirst orders items by date, newest first, for capping: a feed that
+// lists oldest first must not lose its new items to poll.max_items. Items
+// without a date keep their place relative to each other, after dated ones.
+func newestFirst(items []*gofeed.Item) []*gofeed.Item {
+	out := make([]*gofeed.Item, 0, len(items))
+	for _, it := range items {
+		if it != nil {
+			out = append(out, it)
+		}
+	}
+	when := func(it *gofeed.Item) time.Time {
+		if it.PublishedParsed != nil {
+			return *it.PublishedParsed
+		}
+		if it.UpdatedParsed != nil {
+			return *it.UpdatedParsed
+		}
+		return time.Time{}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return when(out[i]).After(when(out[j])) })
+	return out
+}

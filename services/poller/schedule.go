@@ -1,0 +1,122 @@
+package poller
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mmcdole/gofeed"
+	"github.com/mmcdole/gofeed/rss"
+)
+
+// Scheduling bounds.
+const (
+	// maxStretchCap: however quiet a feed is or whatever its ttl or cache
+	// headers say, it is polled at least this often unless its own interval
+	// is longer. Analysts want news within minutes, not hours.
+	maxStretchCap = 30 * time.Minute
+	// idleIntervals: a feed unchanged for this many intervals starts being
+	// polled less often (adaptive), up to maxStretch.
+	idleIntervals = 8
+	// jitterFraction spreads polls of feeds with equal intervals so they do
+	// not fire in lockstep.
+	jitterFraction = 0.1
+	// DefaultHostGap is the minimum time between two request starts to one
+	// host at poll.per_host 1; it shrinks as per_host grows (a user raising
+	// per_host says the host can take it).
+	DefaultHostGap = 500 * time.Millisecond
+)
+
+// hints are what a fetch learned about when to come back.
+type hints struct {
+	cacheLifetime time.Duration // Cache-Control max-age / Expires
+	feedTTL       time.Duration // <ttl> or sy:updatePeriod/updateFrequency
+	retryAfter    time.Duration // Retry-After on 429/503
+}
+
+// maxStretch is the longest delay hints and idleness may stretch interval to.
+func maxStretch(interval time.Duration) time.Duration {
+	return max(interval, min(4*interval, maxStretchCap))
+}
+
+// nextDelay decides how long to wait before polling a feed again.
+// failures counts consecutive errors including this fetch's (0 on success).
+func nextDelay(interval, maxBackoff time.Duration, failures int, h hints, idle time.Duration, rnd func() float64) time.Duration {
+	if failures > 0 {
+		d := backoff(interval, maxBackoff, failures, rnd)
+		if h.retryAfter > d {
+			d = min(h.retryAfter, max(maxBackoff, interval))
+		}
+		return d
+	}
+	d := interval
+	if idle > time.Duration(idleIntervals)*interval && interval > 0 {
+		// Quiet feed: stretch in proportion to how long it has been quiet.
+		d = time.Duration(float64(interval) * float64(idle) / float64(time.Duration(idleIntervals)*interval))
+	}
+	d = max(d, h.cacheLifetime, h.feedTTL, h.retryAfter)
+	d = min(d, max(maxStretch(interval), h.retryAfter))
+	return jitter(d, rnd)
+}
+
+// backoff is exponential from interval, with jitter, capped at maxBackoff.
+func backoff(interval, maxBackoff time.Duration, failures int, rnd func() float64) time.Duration {
+	d := interval
+	for i := 1; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = jitter(d, rnd)
+	return min(d, max(maxBackoff, interval))
+}
+
+func jitter(d time.Duration, rnd func() float64) time.Duration {
+	if rnd == nil {
+		rnd = rand.Float64
+	}
+	f := 1 + jitterFraction*(2*rnd()-1)
+	return time.Duration(float64(d) * f)
+}
+
+// hostGap is the minimum gap between request starts to one host.
+func hostGap(perHost int) time.Duration {
+	return DefaultHostGap / time.Duration(max(perHost, 1))
+}
+
+// feedTTL reads RSS <ttl> (minutes) or sy:updatePeriod/sy:updateFrequency.
+func feedTTL(f *gofeed.Feed) time.Duration {
+	if orig, ok := f.OriginalFeed().(*rss.Feed); ok && orig != nil {
+		if m, err := strconv.Atoi(strings.TrimSpace(orig.TTL)); err == nil && m > 0 {
+			return time.Duration(min(m, 7*24*60)) * time.Minute
+		}
+	}
+	sy := f.Extensions["sy"]
+	if sy == nil {
+		return 0
+	}
+	var period time.Duration
+	if p := sy["updatePeriod"]; len(p) > 0 {
+		switch strings.ToLower(strings.TrimSpace(p[0].Value)) {
+		case "hourly":
+			period = time.Hour
+		case "daily":
+			period = 24 * time.Hour
+		case "weekly":
+			period = 7 * 24 * time.Hour
+		case "monthly":
+			period = 30 * 24 * time.Hour
+		case "yearly":
+			period = 365 * 24 * time.Hour
+		}
+	}
+	if period == 0 {
+		return 0
+	}
+	freq := 1
+	if fr := sy["updateFrequency"]; len(fr) > 0 {
+		if n, err := strconv.Atoi(strings.TrimSpace(fr[0].Value)); err == nil && n > 0 {
+			freq = n
+		}
+	}
+	return period / time.Duration(freq)
+}

@@ -1,0 +1,186 @@
+package poller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedmon/feedmon/internal/event"
+)
+
+// Feed states as shown by `feedmon feeds` and the feeds gauge.
+const (
+	stateNew         = "new"
+	stateOK          = "ok"
+	stateNotModified = "not_modified"
+	stateError       = "error"
+	// stateElsewhere: the feed's lease is held by another poller.
+	stateElsewhere = "elsewhere"
+)
+
+// feedState is what the poller remembers of one feed between fetches, in
+// KV event.BucketFeeds under the feed's subject token. Any poller may pick
+// it up, so it holds everything scheduling needs.
+type feedState struct {
+	URL          string `json:"url"`
+	Title        string `json:"title,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	State        string `json:"state"`
+	Error        string `json:"error,omitempty"`
+	// Failures counts consecutive failed fetches; it drives the backoff.
+	Failures     int       `json:"failures,omitempty"`
+	LastFetch    time.Time `json:"last_fetch,omitzero"`
+	LastChange   time.Time `json:"last_change,omitzero"`
+	NextDue      time.Time `json:"next_due,omitzero"`
+	BackoffUntil time.Time `json:"backoff_until,omitzero"`
+	ItemsSeen    int       `json:"items_seen"`
+	Published    int64     `json:"items_published"`
+	Poller       string    `json:"poller,omitempty"`
+}
+
+// seenSet is one feed's memory of published items, in KV event.BucketSeen.
+// IDs are item ids; Alts are link+title hashes that catch GUID churn. Both
+// are ordered most recently present first and bounded, so a feed's record
+// stays small however long it runs.
+type seenSet struct {
+	IDs  []string `json:"ids"`
+	Alts []string `json:"alts,omitempty"`
+
+	ids  map[string]struct{}
+	alts map[string]struct{}
+}
+
+func (s *seenSet) index() {
+	s.ids = make(map[string]struct{}, len(s.IDs))
+	for _, id := range s.IDs {
+		s.ids[id] = struct{}{}
+	}
+	s.alts = make(map[string]struct{}, len(s.Alts))
+	for _, a := range s.Alts {
+		s.alts[a] = struct{}{}
+	}
+}
+
+func (s *seenSet) has(e *entry) bool {
+	if _, ok := s.ids[e.item.ID]; ok {
+		return true
+	}
+	if e.alt != "" {
+		_, ok := s.alts[e.alt]
+		return ok
+	}
+	return false
+}
+
+// rebuild returns the set to store after a fetch: the entries of the
+// current feed first (so an item still listed can never age out and come
+// back as new), then the older memory, cut at limit.
+func (s *seenSet) rebuild(current []entry, published map[string]bool, limit int) *seenSet {
+	out := &seenSet{}
+	addID := map[string]struct{}{}
+	addAlt := map[string]struct{}{}
+	for i := range current {
+		e := &current[i]
+		// An item we failed to publish stays unseen, so it is tried again.
+		if !s.has(e) && !published[e.item.ID] {
+			continue
+		}
+		if _, dup := addID[e.item.ID]; !dup {
+			addID[e.item.ID] = struct{}{}
+			out.IDs = append(out.IDs, e.item.ID)
+		}
+		if e.alt != "" {
+			if _, dup := addAlt[e.alt]; !dup {
+				addAlt[e.alt] = struct{}{}
+				out.Alts = append(out.Alts, e.alt)
+			}
+		}
+	}
+	for _, id := range s.IDs {
+		if len(out.IDs) >= limit {
+			break
+		}
+		if _, dup := addID[id]; !dup {
+			addID[id] = struct{}{}
+			out.IDs = append(out.IDs, id)
+		}
+	}
+	for _, a := range s.Alts {
+		if len(out.Alts) >= limit {
+			break
+		}
+		if _, dup := addAlt[a]; !dup {
+			addAlt[a] = struct{}{}
+			out.Alts = append(out.Alts, a)
+		}
+	}
+	out.index()
+	return out
+}
+
+// store is the poller's view of its KV buckets.
+type store struct {
+	feeds jetstream.KeyValue
+	seen  jetstream.KeyValue
+}
+
+func feedKey(feedURL string) string { return event.FeedToken(feedURL) }
+
+func (s *store) loadState(ctx context.Context, feedURL string) (feedState, error) {
+	st := feedState{URL: feedURL, State: stateNew}
+	e, err := s.feeds.Get(ctx, feedKey(feedURL))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("poller: load feed state: %w", err)
+	}
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		// A corrupt record costs one unconditional fetch, nothing more.
+		return feedState{URL: feedURL, State: stateNew}, nil
+	}
+	return st, nil
+}
+
+func (s *store) saveState(ctx context.Context, st *feedState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("poller: encode feed state: %w", err)
+	}
+	if _, err := s.feeds.Put(ctx, feedKey(st.URL), data); err != nil {
+		return fmt.Errorf("poller: save feed state: %w", err)
+	}
+	return nil
+}
+
+func (s *store) loadSeen(ctx context.Context, feedURL string) (*seenSet, error) {
+	set := &seenSet{}
+	e, err := s.seen.Get(ctx, feedKey(feedURL))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("poller: load seen set: %w", err)
+	default:
+		if err := json.Unmarshal(e.Value(), set); err != nil {
+			return nil, fmt.Errorf("poller: decode seen set: %w", err)
+		}
+	}
+	set.index()
+	return set, nil
+}
+
+func (s *store) saveSeen(ctx context.Context, feedURL string, set *seenSet) error {
+	data, err := json.Marshal(set)
+	if err != nil {
+		return fmt.Errorf("poller: encode seen set: %w", err)
+	}
+	if _, err := s.seen.Put(ctx, feedKey(feedURL), data); err != nil {
+		return fmt.Errorf("poller: save seen set: %w", err)
+	}
+	return nil
+}
