@@ -216,6 +216,30 @@ func (m *Main) Close() error {
 	return m.err
 }
 
+// Abort stops the process as a crash would, for tests of failure handling:
+// the NATS connection is closed at once without draining, so in-flight work
+// is neither finished nor acknowledged and NATS redelivers it elsewhere.
+func (m *Main) Abort() {
+	if m.Bus != nil {
+		m.Bus.NC.Close()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(ShutdownTimeout):
+	}
+	if m.Bus != nil {
+		m.Bus.Close()
+	}
+	if m.Telemetry != nil {
+		m.Telemetry.Shutdown(context.Background())
+	}
+}
+
 func topicNames(cfg *config.Config) []string {
 	names := make([]string, 0, len(cfg.TopicSet))
 	for n := range cfg.TopicSet {

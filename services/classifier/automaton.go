@@ -27,6 +27,9 @@ type automaton struct {
 	states []acState
 	edges  []acEdge
 	delta  []int32 // dense rows, nclass entries each
+	// delta16 is delta in 16 bits when every state id fits, halving the
+	// table so more of it stays in cache (the built-ins fit).
+	delta16 []uint16
 	// outs holds each state's own pattern ids; acState.outLink chains to
 	// the next state (along failure links) that has output.
 	outs []int32
@@ -177,6 +180,13 @@ func buildAutomaton(patterns []string) *automaton {
 			}
 		}
 	}
+	if len(a.states) <= 1<<16 {
+		a.delta16 = make([]uint16, len(a.delta))
+		for i, v := range a.delta {
+			a.delta16[i] = uint16(v)
+		}
+		a.delta = nil
+	}
 	return a
 }
 
@@ -185,6 +195,9 @@ func (a *automaton) step(s int32, c uint16) int32 {
 	for {
 		st := &a.states[s]
 		if st.dense >= 0 {
+			if a.delta16 != nil {
+				return int32(a.delta16[int(st.dense)*a.nclass+int(c)])
+			}
 			return a.delta[int(st.dense)*a.nclass+int(c)]
 		}
 		for _, e := range a.edges[st.eFirst : st.eFirst+st.eN] {
@@ -209,22 +222,33 @@ type rawHit struct {
 // scan appends every occurrence of every pattern in text to hits, in order
 // of end position.
 func (a *automaton) scan(text []byte, hits []rawHit) []rawHit {
+	if a.delta16 != nil {
+		return scanRows(a, a.delta16, text, hits)
+	}
+	return scanRows(a, a.delta, text, hits)
+}
+
+// scanRows is the scan loop for either width of dense table. Token
+// positions are counted only when a pattern ends, over the bytes since the
+// previous one, so the per-byte loop is a table lookup and a flag test.
+func scanRows[T uint16 | int32](a *automaton, delta []T, text []byte, hits []rawHit) []rawHit {
 	s := int32(0)
-	tok := int32(0)
-	delta, nclass, nDense, hasOut := a.delta, a.nclass, int32(a.nDense), a.hasOut
+	tok, counted := int32(0), 0
+	nclass, nDense, hasOut, class := a.nclass, int32(a.nDense), a.hasOut, &a.class
 	for i := 0; i < len(text); i++ {
-		b := text[i]
-		if b == ' ' || b >= 0xE0 {
-			tok++
-		}
-		c := a.class[b]
+		c := class[text[i]]
 		if s < nDense {
-			s = delta[int(s)*nclass+int(c)]
+			s = int32(delta[int(s)*nclass+int(c)])
 		} else {
 			s = a.step(s, c)
 		}
 		if !hasOut[s] {
 			continue
+		}
+		for ; counted <= i; counted++ {
+			if b := text[counted]; b == ' ' || b >= 0xE0 {
+				tok++
+			}
 		}
 		for o := s; o >= 0; o = a.states[o].outLink {
 			os := &a.states[o]

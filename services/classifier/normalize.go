@@ -115,7 +115,7 @@ func (n *normText) emit(r rune, at int) {
 	case r == 0x3099 || r == 0x309A:
 		// Voiced sound marks: NFKC composes them with the kana before
 		// (ｶﾞ, か+゙ → が). Dropping them like accents would change words.
-		n.composeKana(r, at)
+		n.composeKana(r)
 		return
 	case unicode.Is(unicode.Mn, r):
 		// Accent folding: a non-spacing mark after decomposition is an
@@ -149,7 +149,7 @@ func (n *normText) emit(r rune, at int) {
 
 // composeKana combines a voiced sound mark with the kana just written, as
 // NFC would; a mark with nothing to combine with is dropped.
-func (n *normText) composeKana(mark rune, at int) {
+func (n *normText) composeKana(mark rune) {
 	prev, sz := utf8.DecodeLastRune(n.b)
 	if sz < 3 || prev == utf8.RuneError {
 		return
@@ -167,7 +167,6 @@ func (n *normText) composeKana(mark rune, at int) {
 			n.src = append(n.src, start)
 		}
 	}
-	_ = at
 }
 
 // normalize returns the normal form of s as a string (for terms).
@@ -181,5 +180,6 @@ func normalize(s string) string {
 	return string(b)
 }
 
-// runeLenAt returns the byte length of the UTF-8 sequence led by c.
+// wideLead reports whether c leads a 3- or 4-byte UTF-8 sequence: CJK and
+// other scripts matched without word boundaries.
 func wideLead(c byte) bool { return c >= 0xE0 }

@@ -14,6 +14,7 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
@@ -135,8 +136,8 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 	if derr != nil {
 		return replayKept, derr.Error()
 	}
-	if len(dl.Items) != 1 {
-		return replayKept, fmt.Sprintf("%d items in one delivery: replay of digests is not supported", len(dl.Items))
+	if len(dl.Items) == 0 {
+		return replayKept, "no items"
 	}
 	var sub *subscriber
 	var rt route
@@ -152,6 +153,9 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 	}
 	if sub == nil {
 		return replayKept, fmt.Sprintf("subscriber %q has no %s receiver in this config", dl.Subscriber, dl.Receiver)
+	}
+	if len(dl.Items) > 1 {
+		return s.replayBatch(ctx, kv, sub, rt, dl)
 	}
 	it := dl.Items[0]
 	j := &job{sub: sub, rt: rt, item: it, batch: alert.NewBatch(sub.name, rt.kind, it), key: deliveredKey(sub.name, rt.kind, it.ID)}
@@ -188,6 +192,34 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 	}
 	rec, _, _ := s.load(ctx, kv, j.key)
 	return replayKept, "still failing: " + rec.Error
+}
+
+// replayBatch sends a dead-lettered digest again as it was, in one
+// attempt, under its original key. It is kept on any failure.
+func (s *Service) replayBatch(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route, dl *DeadLetter) (replayResult, string) {
+	if s.allDone(ctx, kv, sub, rt, dl.Items) {
+		return replayAlreadyDone, ""
+	}
+	b := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: dl.IdempotencyKey, Items: dl.Items}
+	if b.Key == "" {
+		b.Key = alert.Key(sub.name, rt.kind, dl.Items...)
+	}
+	if _, err := s.attempt(ctx, rt, b); err != nil {
+		return replayKept, "still failing: " + err.Error()
+	}
+	s.markItems(context.WithoutCancel(ctx), kv, sub, rt, dl.Items, stateDone, "")
+	s.m.Notifications.WithLabelValues(rt.kind, telemetry.NotifySent).Inc()
+	return replayDone, ""
+}
+
+func (s *Service) allDone(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route, items []*event.Item) bool {
+	for _, it := range items {
+		rec, _, err := s.load(ctx, kv, deliveredKey(sub.name, rt.kind, it.ID))
+		if err != nil || rec.State != stateDone {
+			return false
+		}
+	}
+	return true
 }
 
 // eachDead calls fn for every message in the dead-letter stream at the

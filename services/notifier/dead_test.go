@@ -90,3 +90,39 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 		})
 	}
 }
+
+func TestReplayDigestDeadLetter(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	var status atomic.Int32
+	status.Store(http.StatusForbidden)
+	sk := newSink(t, func(int, *http.Request, http.ResponseWriter) int { return int(status.Load()) })
+	clock := newFakeClock(time.Date(2026, 11, 27, 10, 10, 0, 0, time.UTC))
+	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}})
+	r := startService(t, b, cfg, WithClock(clock.Now), WithSchedule("desk", Schedule{Digest: time.Hour}), WithFlushInterval(10*time.Millisecond))
+	publishItem(t, b, testItem("d1", "trade"))
+	publishItem(t, b, testItem("d2", "trade"))
+	waitHandled(t, b)
+	clock.Set(time.Date(2026, 11, 27, 11, 0, 1, 0, time.UTC))
+	bustest.Eventually(t, waitLong, func() bool { return len(deadLetters(t, b)) == 1 }, "digest not dead-lettered")
+	r.stop()
+	if got := bodyIDs(t, sk.requests()[0].body); got != "d1,d2" {
+		t.Fatalf("digest = %s", got)
+	}
+
+	status.Store(http.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := ReplayDead(ctx, b, cfg, &out); err != nil {
+		t.Fatalf("ReplayDead: %v\n%s", err, out.String())
+	}
+	reqs := sk.requests()
+	if len(reqs) != 2 || sk.accepted() != 1 || string(reqs[1].body) != string(reqs[0].body) ||
+		reqs[1].header.Get("Idempotency-Key") != reqs[0].header.Get("Idempotency-Key") {
+		t.Errorf("replayed digest differs or missing: %d requests", len(reqs))
+	}
+	if n := len(deadLetters(t, b)); n != 0 {
+		t.Errorf("%d dead letters left", n)
+	}
+}

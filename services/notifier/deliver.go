@@ -217,11 +217,11 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 				continue
 			}
 		}
-		if rec.Attempts >= s.cfg.Notify.MaxAttempts {
+		if rec.Attempts >= s.notify.MaxAttempts {
 			return s.giveUp(ctx, kv, j, rec, rev, fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.Error))
 		}
-		if !rec.First.IsZero() && now.Sub(rec.First) >= s.cfg.Notify.MaxAge.D() {
-			return s.giveUp(ctx, kv, j, rec, rev, fmt.Sprintf("gave up after %s and %d attempts: %s", s.cfg.Notify.MaxAge.D(), rec.Attempts, rec.Error))
+		if !rec.First.IsZero() && now.Sub(rec.First) >= s.notify.MaxAge.D() {
+			return s.giveUp(ctx, kv, j, rec, rev, fmt.Sprintf("gave up after %s and %d attempts: %s", s.notify.MaxAge.D(), rec.Attempts, rec.Error))
 		}
 
 		if s.stopping.Err() != nil {
@@ -315,7 +315,7 @@ func (s *Service) pace(ctx context.Context, lim *rate.Limiter) time.Duration {
 
 // attempt runs one Notify bounded by notify.timeout.
 func (s *Service) attempt(ctx context.Context, rt route, b *alert.Batch) (retry bool, err error) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.Notify.Timeout.D())
+	actx, cancel := context.WithTimeout(ctx, s.notify.Timeout.D())
 	defer cancel()
 	start := time.Now()
 	retry, err = rt.r.Notify(actx, b)

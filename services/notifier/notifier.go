@@ -154,12 +154,16 @@ type Service struct {
 	log  *slog.Logger
 	opts options
 	subs []*subscriber
+	// notify is cfg.Notify with zero values replaced by the defaults, for
+	// a Config built in code rather than loaded.
+	notify config.Notify
 
 	duration *prometheus.HistogramVec
 	dead     *prometheus.CounterVec
 
-	kv        atomic.Pointer[kvHolder]
-	consuming atomic.Bool
+	kv         atomic.Pointer[kvHolder]
+	flushTicks atomic.Int64 // rounds of the flusher, for tests
+	consuming  atomic.Bool
 	// stopping ends when Run's context does: waits between attempts stop
 	// and hand their message back, while sends in flight finish.
 	stopping context.Context
@@ -182,13 +186,26 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	for _, opt := range opts {
 		opt(&o)
 	}
+	nc := cfg.Notify
+	if nc.MaxAttempts < 1 {
+		nc.MaxAttempts = config.DefaultMaxAttempts
+	}
+	if nc.MaxAge <= 0 {
+		nc.MaxAge = config.Duration(config.DefaultMaxAge)
+	}
+	if nc.Timeout <= 0 {
+		nc.Timeout = config.Duration(config.DefaultNotifyTimeout)
+	}
+	if nc.Workers < 1 {
+		nc.Workers = config.DefaultNotifyWorkers
+	}
 	if o.client == nil {
-		o.client = alert.NewHTTPClient(cfg.Notify.Timeout.D())
+		o.client = alert.NewHTTPClient(nc.Timeout.D())
 	}
 	if o.lease == 0 {
 		// A sender that has not finished (or failed) within twice the
 		// attempt timeout has crashed; its delivery may be taken over.
-		o.lease = 2*cfg.Notify.Timeout.D() + 5*time.Second
+		o.lease = 2*nc.Timeout.D() + 5*time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -196,7 +213,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	if m == nil {
 		m = telemetry.NewMetrics(prometheus.NewRegistry(), ReceiverNames(cfg), nil)
 	}
-	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, stopping: context.Background()}
+	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, notify: nc, stopping: context.Background()}
 	subs, err := s.buildSubscribers()
 	if err != nil {
 		return nil, err
@@ -281,7 +298,7 @@ func (s *Service) Run(ctx context.Context) error {
 	err = s.b.Consume(ctx, bus.ConsumeOptions{
 		Stream:   event.StreamClassified,
 		Consumer: s.consumerConfig(),
-		Workers:  s.cfg.Notify.Workers,
+		Workers:  s.notify.Workers,
 		Ready:    &s.consuming,
 	}, s.handle)
 	s.consuming.Store(false)
@@ -293,7 +310,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) consumerConfig() jetstream.ConsumerConfig {
-	workers := max(s.cfg.Notify.Workers, 1)
+	workers := max(s.notify.Workers, 1)
 	return jetstream.ConsumerConfig{
 		Durable:       event.ConsumerNotifier,
 		Description:   "feedmon notifier: routes classified items to subscribers",
@@ -311,7 +328,7 @@ func (s *Service) consumerConfig() jetstream.ConsumerConfig {
 // not MaxDeliver, bounds the attempts. On the last delivery whatever is
 // still pending is dead-lettered, so that nothing is dropped silently.
 func (s *Service) maxDeliver() int {
-	return max(5*s.cfg.Notify.MaxAttempts, 100)
+	return max(5*s.notify.MaxAttempts, 100)
 }
 
 func (s *Service) usesKind(kind string) bool {

@@ -578,3 +578,18 @@ func TestRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroNotifyConfig: a Config built in code, without the loader's
+// defaults, still delivers.
+func TestZeroNotifyConfig(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	sk := newSink(t, nil)
+	cfg := &config.Config{Subscribers: []config.Subscriber{{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}}}}
+	startService(t, b, cfg)
+	publishItem(t, b, testItem("z", "trade"))
+	waitHandled(t, b)
+	if sk.accepted() != 1 {
+		t.Errorf("accepted = %d, want 1", sk.accepted())
+	}
+}

@@ -71,6 +71,8 @@ const (
 	// quietRescan: outside quiet hours, how often to look for items that
 	// another replica held at the edge of the window.
 	quietRescan = 30 * time.Second
+	// flushGrace is how long a batch send in flight at shutdown may finish.
+	flushGrace = 8 * time.Second
 )
 
 // maxItemsFor is how many items one message of kind can show in full.
@@ -162,16 +164,22 @@ func (s *Service) flushLoop(ctx context.Context, kv jetstream.KeyValue) {
 	if len(states) == 0 {
 		return
 	}
+	// Sends in flight at shutdown get the same grace as the consume loop's.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(flushGrace, cancel) })
+	defer stop()
 	t := time.NewTicker(s.opts.flushEvery)
 	defer t.Stop()
 	for {
+		s.flushTicks.Add(1)
 		for _, sub := range s.subs {
 			if sub.sched == nil {
 				continue
 			}
 			for _, rt := range sub.receivers {
 				if rt.kind != KindNATS {
-					s.flushPair(ctx, kv, sub, rt, states[sub.name+"/"+rt.kind])
+					s.flushPair(work, kv, sub, rt, states[sub.name+"/"+rt.kind])
 				}
 			}
 		}
@@ -305,7 +313,7 @@ func (s *Service) sendPending(ctx context.Context, kv jetstream.KeyValue, sub *s
 			}
 			s.log.Warn("resending a batch interrupted mid-send (same idempotency key)", "subscriber", sub.name, "receiver", rt.kind, "key", br.Key)
 		}
-		if br.Attempts >= s.cfg.Notify.MaxAttempts || (!br.First.IsZero() && now.Sub(br.First) >= s.cfg.Notify.MaxAge.D()) {
+		if br.Attempts >= s.notify.MaxAttempts || (!br.First.IsZero() && now.Sub(br.First) >= s.notify.MaxAge.D()) {
 			s.deadBatch(ctx, kv, sub, rt, &br, fmt.Sprintf("gave up after %d attempts: %s", br.Attempts, br.Error))
 			return true
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,16 +74,19 @@ func benchConfig(srv *feedServer) *config.Config {
 func BenchmarkFirstFetch(b *testing.B) {
 	srv := benchServer(b)
 	cfg := benchConfig(srv)
+	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		bs := bustest.New(b)
 		h := newHarness(b, bs, cfg, WithHostGap(0), noJitter)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
+		cpu0 := cpuTime()
 		b.StartTimer()
 		go func() { h.svc.Run(ctx); close(done) }()
 		bustest.Eventually(b, time.Minute, func() bool { return streamCount(b, bs) >= benchFeeds*benchItems }, "first fetch incomplete")
 		b.StopTimer()
+		cpu += cpuTime() - cpu0
 		cancel()
 		<-done
 		if got := h.published(); got != benchFeeds*benchItems {
@@ -91,6 +95,7 @@ func BenchmarkFirstFetch(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(benchFeeds*benchItems)*float64(b.N)/b.Elapsed().Seconds(), "items/s")
+	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cpus")
 }
 
 // BenchmarkNotModified measures steady-state polls answered 304: the
@@ -119,7 +124,8 @@ func BenchmarkNotModified(b *testing.B) {
 	// Each feed is polled by one goroutine at a time, as the scheduler does.
 	var locks [benchFeeds]sync.Mutex
 	var next atomic.Int64
-	b.SetParallelism(8) // 32 x GOMAXPROCS(2) = 64 polls in flight
+	b.SetParallelism(32) // 32 x GOMAXPROCS(2) = 64 polls in flight
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -133,7 +139,17 @@ func BenchmarkNotModified(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/b.Elapsed().Seconds(), "cpus")
 	if nm := h.count(telemetry.PollNotModified); nm < float64(b.N) {
 		b.Fatalf("not_modified %v < %d polls", nm, b.N)
 	}
+}
+
+// cpuTime is the CPU time this process has used (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -316,6 +316,16 @@ type feed struct {
 	removed  bool
 	// hostDelay is a Retry-After the last poll got, applied to the host.
 	hostDelay time.Duration
+	redacted  string
+}
+
+// logURL is the feed's URL with credentials hidden, for logs. Only the
+// poll's goroutine calls it.
+func (f *feed) logURL() string {
+	if f.redacted == "" {
+		f.redacted = config.Redact(f.url)
+	}
+	return f.redacted
 }
 
 // gaugeState is the feed's label in the feeds gauge.
@@ -525,7 +535,7 @@ func (s *Service) pollFeed(ctx context.Context, f *feed) {
 
 	held, taken, err := s.leases.acquire(ctx, f.url, f.lease, now, now.Add(s.poll.Timeout.D()+2*f.interval))
 	if err != nil {
-		s.log.Debug("lease unavailable", "feed", config.Redact(f.url), "err", err)
+		s.log.Debug("lease unavailable", "feed", f.logURL(), "err", err)
 		f.due = retry
 		return
 	}
@@ -543,7 +553,7 @@ func (s *Service) pollFeed(ctx context.Context, f *feed) {
 	if taken || !f.loaded {
 		st, err := s.store.loadState(ctx, f.url)
 		if err != nil {
-			s.log.Debug("feed state unavailable", "feed", config.Redact(f.url), "err", err)
+			s.log.Debug("feed state unavailable", "feed", f.logURL(), "err", err)
 			f.due = retry
 			return
 		}
@@ -573,7 +583,7 @@ func (s *Service) pollFeed(ctx context.Context, f *feed) {
 	if need := f.due.Add(f.interval); f.lease.Expires.Before(need) {
 		nl, err := s.leases.extend(ctx, f.url, f.lease, f.due.Add(2*f.interval+s.poll.Timeout.D()))
 		if err != nil {
-			s.log.Debug("lease lost", "feed", config.Redact(f.url), "err", err)
+			s.log.Debug("lease lost", "feed", f.logURL(), "err", err)
 			f.lease, f.loaded = nil, false
 			return
 		}
@@ -810,7 +820,7 @@ func (s *Service) record(ctx context.Context, f *feed, now time.Time, out outcom
 		f.hostDelay = out.hints.retryAfter
 	}
 
-	feedAttr := config.Redact(f.url)
+	feedAttr := f.logURL()
 	switch {
 	case st.State == stateError && prev != stateError:
 		s.log.Warn("feed fetch failing", "feed", feedAttr, "err", st.Error, "retry_in", delay.Round(time.Second))

@@ -1,0 +1,73 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/bus/bustest"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+)
+
+// TestClusterR3SurvivesNodeLoss creates feedmon's R3 streams and buckets on
+// a 3-node cluster and keeps publishing and reading KV with a node down.
+func TestClusterR3SurvivesNodeLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	t.Parallel()
+	c := bustest.NewCluster(t, 3)
+	b, err := bus.Connect(context.Background(), config.NATS{URL: c.URLs(), Replicas: 3, ConnectTimeout: config.Duration(5 * time.Second)}, t.Name(), bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := bus.Retry(ctx, bustest.Logger(t), "streams", b.EnsureStreams); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.JS.Stream(ctx, event.StreamItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("replicas = %d", r)
+	}
+	kv, err := b.KV(ctx, event.BucketSeen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := b.Publish(ctx, "feedmon.items.x", fmt.Sprint(i), []byte("m")); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+	}
+	publish(0, 50)
+	if _, err := kv.Put(ctx, "k", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Stop(1)
+	publish(50, 100)
+	if _, err := kv.Put(ctx, "k", []byte("v2")); err != nil {
+		t.Fatalf("kv put with a node down: %v", err)
+	}
+	c.Start(1)
+	c.WaitReady()
+	publish(100, 150)
+
+	bustest.Eventually(t, 30*time.Second, func() bool {
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 150
+	}, "stream does not hold 150 messages")
+	e, err := kv.Get(ctx, "k")
+	if err != nil || string(e.Value()) != "v2" {
+		t.Fatalf("kv = %v, %v", e, err)
+	}
+}
