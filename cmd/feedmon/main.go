@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/internal/bench"
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/telemetry"
@@ -46,6 +48,7 @@ Usage:
   feedmon dlq list|replay [-config FILE]                     dead-lettered deliveries
   feedmon topics                                             print the built-in topic rules (YAML)
   feedmon version                                            print the version
+  feedmon bench [-feeds N] [-items M] [-rate R]              end-to-end benchmark on local servers
   feedmon healthcheck [-url URL]                             exit 0 if URL (default the local /readyz) answers 200
 
 With no -config (and no FEEDMON_CONFIG) the built-in defaults apply.
@@ -80,6 +83,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdFeeds(rest, stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(rest, stdout, stderr)
+	case "bench":
+		err = cmdBench(rest, stdout, stderr)
 	case "healthcheck":
 		err = cmdHealthcheck(rest, stderr)
 	case "topics":
@@ -363,5 +368,46 @@ func cmdHealthcheck(args []string, stderr io.Writer) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("healthcheck: %s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
 	}
+	return nil
+}
+
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := bench.Options{}
+	fs.IntVar(&o.Feeds, "feeds", 1000, "feeds on the local feed server")
+	fs.IntVar(&o.Items, "items", 10, "items per feed")
+	fs.Float64Var(&o.Rate, "rate", 0, "offered load in items/s (0: every item is there at the first fetch)")
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
+	verbose := fs.Bool("v", false, "log what feedmon logs")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{fmt.Sprintf("bench: %v", err)}
+	}
+	if o.Feeds < 1 || o.Items < 1 || o.Rate < 0 {
+		return &usageError{"bench: -feeds and -items must be at least 1, -rate at least 0"}
+	}
+	if *verbose {
+		o.Log = telemetry.NewLogger(stderr, "info", "text")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(context.Background(), o)
+	if err != nil {
+		return err
+	}
+	res.Print(stdout)
 	return nil
 }

@@ -94,6 +94,7 @@ const (
 	BucketSeen      = "feedmon_seen"
 	BucketDelivered = "feedmon_delivered"
 	BucketLeases    = "feedmon_leases"
+	BucketStories   = "feedmon_stories"
 )
 
 // ItemsSubject is where the poller publishes a new item of the feed at feedURL.
@@ -157,10 +158,13 @@ func ItemID(feedURL, key string) string {
 // ClassifiedMsgID is the Nats-Msg-Id of an item published on one topic.
 func ClassifiedMsgID(itemID, topic string) string { return itemID + ":" + topic }
 
-// FormatTime renders t as the RFC 3339 form used in messages (UTC).
+// FormatTime renders t as the RFC 3339 form used in messages (UTC). A
+// fraction of a second is kept when t has one (fetched_at does, so that
+// pipeline latency can be measured in milliseconds) and left out when it
+// has none (feeds' publication dates).
 func FormatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return t.UTC().Format(time.RFC3339Nano)
 }

@@ -63,6 +63,9 @@ type outcome struct {
 	kind   outcomeKind
 	delay  time.Duration // pending: when to look again
 	reason string        // dead: why
+	// waiting: pending only because the next attempt is not due yet (so
+	// the delivery may be parked rather than handed back).
+	waiting bool
 }
 
 type outcomeKind int
@@ -128,6 +131,10 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 			}
 			wg.Go(func() {
 				o := s.deliver(ctx, kvHolder.kv, j, last)
+				if o.kind == pending && o.waiting && s.opts.parkAfter > 0 && o.delay >= s.opts.parkAfter &&
+					s.park(ctx, kvHolder.kv, j, s.now().Add(o.delay)) {
+					o = outcome{kind: settled}
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				switch o.kind {
@@ -212,7 +219,7 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 					return s.giveUp(ctx, kv, j, rec, rev, fmt.Sprintf("gave up after %d attempts (redeliveries exhausted): %s", rec.Attempts, rec.Error))
 				}
 				if wait > s.opts.inlineWait || !s.sleep(ctx, wait) {
-					return outcome{kind: pending, delay: wait}
+					return outcome{kind: pending, delay: wait, waiting: true}
 				}
 				continue
 			}

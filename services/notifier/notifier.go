@@ -87,6 +87,7 @@ type options struct {
 	limits     map[string]rateLimit
 	schedules  map[string]Schedule
 	flushEvery time.Duration
+	parkAfter  time.Duration
 	// beforeAck, when set, is called before a fully handled message is
 	// acked; returning false skips the ack (tests use it to make NATS
 	// redeliver a message that was delivered).
@@ -182,6 +183,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		backoffMax: DefaultBackoffMax,
 		inlineWait: DefaultInlineWait,
 		flushEvery: DefaultFlushInterval,
+		parkAfter:  DefaultParkAfter,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -292,9 +294,10 @@ func (s *Service) Run(ctx context.Context) error {
 		return nil // ctx ended before NATS was there
 	}
 	s.log.Info("notifier started", "subscribers", len(s.subs), "receivers", ReceiverNames(s.cfg))
-	var flushing sync.WaitGroup
-	flushing.Go(func() { s.flushLoop(ctx, s.kv.Load().kv) })
-	defer flushing.Wait()
+	var background sync.WaitGroup
+	background.Go(func() { s.flushLoop(ctx, s.kv.Load().kv) })
+	background.Go(func() { s.parkLoop(ctx, s.kv.Load().kv) })
+	defer background.Wait()
 	err = s.b.Consume(ctx, bus.ConsumeOptions{
 		Stream:   event.StreamClassified,
 		Consumer: s.consumerConfig(),

@@ -593,3 +593,71 @@ func TestZeroNotifyConfig(t *testing.T) {
 		t.Errorf("accepted = %d, want 1", sk.accepted())
 	}
 }
+
+// TestParkedDeliveries: deliveries whose retry is far off leave NATS (their
+// messages are acked, so a long outage cannot exhaust MaxAckPending) and
+// are sent once when due.
+func TestParkedDeliveries(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	var down atomic.Bool
+	down.Store(true)
+	sk := newSink(t, func(_ int, _ *http.Request, w http.ResponseWriter) int {
+		if down.Load() {
+			w.Header().Set("Retry-After", "1")
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}, Stdout: &config.Stdout{}})
+	cfg.Notify.MaxAttempts = 100
+	r := startService(t, b, cfg, WithParkAfter(500*time.Millisecond), WithInlineWait(0), WithFlushInterval(20*time.Millisecond))
+	const n = 5
+	for i := range n {
+		publishItem(t, b, testItem(fmt.Sprint("p", i), "trade"))
+	}
+	waitHandled(t, b) // acked although the webhook is still down
+	if sk.accepted() != 0 {
+		t.Fatal("webhook accepted while down")
+	}
+	if got := strings.Count(r.out.String(), "\n"); got != n {
+		t.Errorf("stdout lines = %d, want %d", got, n)
+	}
+	ctx := context.Background()
+	kv, err := b.KV(ctx, event.BucketDelivered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	countParked := func() int {
+		l, err := kv.ListKeysFiltered(ctx, parkFilter)
+		if err != nil {
+			return -1
+		}
+		c := 0
+		for range l.Keys() {
+			c++
+		}
+		return c
+	}
+	if c := countParked(); c != n {
+		t.Errorf("parked = %d, want %d", c, n)
+	}
+	down.Store(false)
+	bustest.Eventually(t, waitLong, func() bool { return sk.accepted() == n && countParked() == 0 }, "parked deliveries not sent")
+	seen := map[string]int{}
+	for _, rq := range sk.requests() {
+		if rq.status == http.StatusOK {
+			var body alert.Body
+			_ = json.Unmarshal(rq.body, &body)
+			seen[body.Items[0].ID]++
+		}
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s accepted %d times", id, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d items accepted, want %d", len(seen), n)
+	}
+}

@@ -96,6 +96,7 @@ func BenchmarkFirstFetch(b *testing.B) {
 	}
 	b.ReportMetric(float64(benchFeeds*benchItems)*float64(b.N)/b.Elapsed().Seconds(), "items/s")
 	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cpus")
+	b.ReportMetric(float64(benchFeeds*benchItems)*float64(b.N)/cpu.Seconds(), "items/cpu-s")
 }
 
 // BenchmarkNotModified measures steady-state polls answered 304: the
@@ -139,7 +140,9 @@ func BenchmarkNotModified(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
-	b.ReportMetric((cpuTime()-cpu0).Seconds()/b.Elapsed().Seconds(), "cpus")
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cpus")
+	b.ReportMetric(float64(b.N)/cpu.Seconds(), "polls/cpu-s")
 	if nm := h.count(telemetry.PollNotModified); nm < float64(b.N) {
 		b.Fatalf("not_modified %v < %d polls", nm, b.N)
 	}

@@ -20,9 +20,10 @@ import (
 const maxRedirects = 5
 
 var (
-	errTooManyRedirects = errors.New("poller: stopped after 5 redirects")
-	errRedirectLoop     = errors.New("poller: redirect loop")
-	errBodyTooLarge     = errors.New("poller: body exceeds poll.max_body_bytes")
+	// Wrapped by "poller: fetch: " or "poller: read body: ", so unprefixed.
+	errTooManyRedirects = errors.New("stopped after 5 redirects")
+	errRedirectLoop     = errors.New("redirect loop")
+	errBodyTooLarge     = errors.New("body exceeds poll.max_body_bytes")
 )
 
 // newHTTPClient builds the poller's own client: every phase has a deadline,
@@ -62,7 +63,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 		return errTooManyRedirects
 	}
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return fmt.Errorf("poller: redirect to unsupported scheme %q", req.URL.Scheme)
+		return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
 	}
 	next := req.URL.String()
 	for _, v := range via {
@@ -220,7 +221,7 @@ func (h *responseHandler) ReadBody(max int64) ([]byte, error) {
 		return nil, fmt.Errorf("poller: read body: %w", err)
 	}
 	if int64(len(body)) > max {
-		return nil, fmt.Errorf("%w (%d bytes)", errBodyTooLarge, max)
+		return nil, fmt.Errorf("poller: read body: %w (%d bytes)", errBodyTooLarge, max)
 	}
 	return body, nil
 }

@@ -456,11 +456,13 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				// feed on the host, not just this one.
 				hs.notBefore = later(hs.notBefore, s.clock.Now().Add(f.hostDelay))
 			}
-			if len(hs.waiting) > 0 {
+			// A slot on the host is free: the longest waiting feed gets it.
+			for len(hs.waiting) > 0 {
 				w := hs.waiting[0]
 				hs.waiting = hs.waiting[1:]
 				if !w.removed {
 					heap.Push(&due, w)
+					break
 				}
 			}
 			if f.removed {

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
@@ -88,7 +89,7 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 		return false, fmt.Errorf("slack: request: %w", alert.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("User-Agent", "feedmon-notifier")
+	req.Header.Set("User-Agent", version.UserAgent())
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return true, fmt.Errorf("slack: post %s: %w", config.Redact(n.url), alert.RedactURLError(err))

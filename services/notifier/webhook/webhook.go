@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
@@ -65,7 +66,7 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 		return false, fmt.Errorf("webhook: request: %w", alert.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "feedmon-notifier")
+	req.Header.Set("User-Agent", version.UserAgent())
 	req.Header.Set(HeaderIdempotencyKey, b.Key)
 	if n.secret != nil {
 		req.Header.Set(HeaderSignature, Sign(n.secret, body))

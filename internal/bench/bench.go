@@ -1,0 +1,317 @@
+// Package bench measures the whole pipeline on this machine: a local feed
+// server with N feeds × M items, feedmon (all services, embedded NATS) and a
+// local webhook sink. It reports how long everything takes, items/s at each
+// stage, fetch → delivery latency, CPU time and peak memory. `feedmon bench`
+// runs it.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
+)
+
+// Options says what to run.
+type Options struct {
+	Feeds int // feeds on the local server
+	Items int // items per feed
+	// Rate is the offered load in items/s across all feeds: items appear
+	// over time at this rate. 0 serves every item from the first fetch.
+	Rate float64
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// StoreDir holds the embedded JetStream store (a temporary directory
+	// when empty; removed afterwards).
+	StoreDir string
+	Log      *slog.Logger
+}
+
+// Result is what one run measured.
+type Result struct {
+	Feeds, Items, Total int
+	Rate                float64
+	// Time from start until the last item was published, classified and
+	// delivered.
+	Published, Classified, Delivered time.Duration
+	// Items per second at each stage over the run.
+	PublishRate, ClassifyRate, DeliverRate float64
+	// Fetch → delivery latency.
+	LatencyP50, LatencyP99, LatencyMax time.Duration
+	CPUSeconds                         float64
+	PeakRSSMiB                         float64
+}
+
+// Run runs one benchmark.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Feeds < 1 || o.Items < 1 {
+		return nil, fmt.Errorf("bench: feeds and items must be at least 1")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	total := o.Feeds * o.Items
+
+	store := o.StoreDir
+	if store == "" {
+		dir, err := os.MkdirTemp("", "feedmon-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		store = dir
+	}
+
+	start := time.Now()
+	feeds, err := newFeedServer(o, start)
+	if err != nil {
+		return nil, err
+	}
+	defer feeds.Close()
+	sink, err := newSink(total)
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+
+	// Re-polls should find something new when items trickle in, and
+	// should not dominate when everything is there from the start.
+	interval := "1s"
+	if o.Rate == 0 {
+		interval = "30s"
+	}
+	var fl strings.Builder
+	for i := 0; i < o.Feeds; i++ {
+		fmt.Fprintf(&fl, "  - url: %s/f/%d\n", feeds.url, i)
+	}
+	doc := fmt.Sprintf(`
+nats: {listen: "", store_dir: %q}
+metrics: {listen: ""}
+poll: {interval: %s, workers: 64, per_host: 64, allow_networks: [127.0.0.0/8], max_items: %d}
+notify: {workers: 64}
+feeds:
+%s
+subscribers:
+  - name: bench
+    topics: [trade]
+    webhook: {url: %q}
+`, store, interval, max(o.Items, 1), fl.String(), sink.url)
+	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return nil, fmt.Errorf("bench: config: %w", err)
+	}
+
+	cpu0 := cpuSeconds()
+	start = time.Now()
+	feeds.restart(start)
+	m := &app.Main{Config: cfg, Log: o.Log, Stdout: io.Discard, Name: "feedmon-bench"}
+	if err := m.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer m.Close()
+
+	res := &Result{Feeds: o.Feeds, Items: o.Items, Total: total, Rate: o.Rate}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for res.Delivered == 0 {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bench: timed out with %d of %d items delivered", sink.count.Load(), total)
+		case <-tick.C:
+		}
+		el := time.Since(start)
+		if res.Published == 0 && testutil.ToFloat64(m.Metrics.ItemsPublished) >= float64(total) {
+			res.Published = el
+		}
+		if res.Classified == 0 && testutil.ToFloat64(m.Metrics.ItemsClassified.WithLabelValues("trade")) >= float64(total) {
+			res.Classified = el
+		}
+		if sink.count.Load() >= int64(total) {
+			res.Delivered = el
+		}
+	}
+	res.CPUSeconds = cpuSeconds() - cpu0
+	res.PeakRSSMiB = peakRSSMiB()
+	res.PublishRate = float64(total) / res.Published.Seconds()
+	res.ClassifyRate = float64(total) / res.Classified.Seconds()
+	res.DeliverRate = float64(total) / res.Delivered.Seconds()
+	lat := sink.latencies()
+	if len(lat) > 0 {
+		res.LatencyP50 = lat[len(lat)/2]
+		res.LatencyP99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		res.LatencyMax = lat[len(lat)-1]
+	}
+	return res, nil
+}
+
+// Print writes r as a small table.
+func (r *Result) Print(w io.Writer) {
+	load := "all items present at the first fetch"
+	if r.Rate > 0 {
+		load = fmt.Sprintf("offered load %.0f items/s", r.Rate)
+	}
+	fmt.Fprintf(w, "feeds %d × items %d = %d items; %s\n", r.Feeds, r.Items, r.Total, load)
+	fmt.Fprintf(w, "  %-11s %10s %12s\n", "stage", "done after", "items/s")
+	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "published", r.Published.Round(time.Millisecond), r.PublishRate)
+	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "classified", r.Classified.Round(time.Millisecond), r.ClassifyRate)
+	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "delivered", r.Delivered.Round(time.Millisecond), r.DeliverRate)
+	fmt.Fprintf(w, "  fetch→delivery latency p50 %s  p99 %s  max %s\n",
+		r.LatencyP50.Round(time.Millisecond), r.LatencyP99.Round(time.Millisecond), r.LatencyMax.Round(time.Millisecond))
+	fmt.Fprintf(w, "  CPU %.1f s (%.2f ms per item), peak RSS %.0f MiB\n", r.CPUSeconds, 1000*r.CPUSeconds/float64(r.Total), r.PeakRSSMiB)
+}
+
+// feedServer serves feed n at /f/n with conditional GET. With a rate,
+// item i of feed n appears at start + (i*feeds+n)/rate.
+type feedServer struct {
+	srv   *http.Server
+	url   string
+	o     Options
+	start atomic.Int64
+}
+
+func newFeedServer(o Options, start time.Time) (*feedServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: feed server: %w", err)
+	}
+	fs := &feedServer{o: o, url: "http://" + ln.Addr().String()}
+	fs.start.Store(start.UnixNano())
+	fs.srv = &http.Server{Handler: http.HandlerFunc(fs.serve), ReadHeaderTimeout: 10 * time.Second}
+	go fs.srv.Serve(ln)
+	return fs, nil
+}
+
+func (fs *feedServer) restart(t time.Time) { fs.start.Store(t.UnixNano()) }
+
+func (fs *feedServer) Close() { fs.srv.Close() }
+
+func (fs *feedServer) visible(n int) int {
+	if fs.o.Rate == 0 {
+		return fs.o.Items
+	}
+	el := time.Since(time.Unix(0, fs.start.Load())).Seconds()
+	// Items appear round-robin across feeds at the offered rate.
+	k := int(el*fs.o.Rate) + 1 // items visible in all
+	v := k / fs.o.Feeds
+	if n < k%fs.o.Feeds {
+		v++
+	}
+	return min(fs.o.Items, v)
+}
+
+func (fs *feedServer) serve(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/f/"))
+	if err != nil || n < 0 || n >= fs.o.Feeds {
+		http.NotFound(w, r)
+		return
+	}
+	v := fs.visible(n)
+	etag := fmt.Sprintf(`"%d-%d"`, n, v)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>bench %d</title><link>https://bench.example/</link>`, n)
+	for i := v - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, `<item><title>Brussels imposes anti-dumping duties on imports of Chinese steel, report %d-%d</title><link>https://bench.example/%d/%d</link><guid>b-%d-%d</guid><description>The European Commission set provisional anti-dumping duties of up to 30%% on steel imports from China after complaints from EU producers.</description></item>`, n, i, n, i, n, i)
+	}
+	b.WriteString(`</channel></rss>`)
+	w.Header().Set("Content-Type", "application/rss+xml; charset=utf-8")
+	w.Header().Set("ETag", etag)
+	io.WriteString(w, b.String())
+}
+
+// sink is the webhook receiver; it records each item's fetch → delivery
+// latency once (a re-send would be a bug, counted separately).
+type sink struct {
+	srv   *http.Server
+	url   string
+	count atomic.Int64
+	mu    sync.Mutex
+	seen  map[string]bool
+	lat   []time.Duration
+}
+
+func newSink(total int) (*sink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("bench: sink: %w", err)
+	}
+	s := &sink{url: "http://" + ln.Addr().String() + "/hook", seen: make(map[string]bool, total), lat: make([]time.Duration, 0, total)}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *sink) Close() { s.srv.Close() }
+
+func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	var body struct {
+		Items []*event.Item `json:"items"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 16<<20)).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	for _, it := range body.Items {
+		if s.seen[it.ID] {
+			continue
+		}
+		s.seen[it.ID] = true
+		if f := it.FetchedTime(); !f.IsZero() {
+			s.lat = append(s.lat, now.Sub(f))
+		}
+		s.count.Add(1)
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *sink) latencies() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.lat)
+	slices.Sort(out)
+	return out
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+func peakRSSMiB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024 // kilobytes on Linux
+}
