@@ -71,3 +71,54 @@ func TestClusterR3SurvivesNodeLoss(t *testing.T) {
 		t.Fatalf("kv = %v, %v", e, err)
 	}
 }
+
+// TestReplicasChangeOnExistingDeployment raises nats.replicas from 1 to 3 on
+// a running cluster: the streams and buckets are scaled up in place.
+func TestReplicasChangeOnExistingDeployment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	t.Parallel()
+	c := bustest.NewCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, replicas := range []int{1, 3} {
+		b, err := bus.Connect(ctx, config.NATS{URL: c.URLs(), Replicas: replicas, ConnectTimeout: config.Duration(5 * time.Second)}, t.Name(), bustest.Logger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.Retry(ctx, bustest.Logger(t), "streams", b.EnsureStreams); err != nil {
+			t.Fatal(err)
+		}
+		kv, err := b.KV(ctx, event.BucketFeeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.JS.Stream(ctx, event.StreamClassified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Replicas; got != replicas {
+			t.Errorf("stream replicas = %d, want %d", got, replicas)
+		}
+		// Scaling a stream up takes a moment while the new peers catch up.
+		bustest.Eventually(t, 30*time.Second, func() bool {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := kv.Put(pctx, "k", []byte("v"))
+			if err != nil {
+				t.Log(err)
+			}
+			return err == nil
+		}, "kv put after changing replicas to %d", replicas)
+		// A bucket is a stream named KV_<bucket>.
+		ks, err := b.JS.Stream(ctx, "KV_"+event.BucketFeeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ks.CachedInfo().Config.Replicas; got != replicas {
+			t.Errorf("bucket replicas = %d, want %d", got, replicas)
+		}
+		b.Close()
+	}
+}
