@@ -10,12 +10,15 @@ package deploy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -660,5 +663,40 @@ func TestDockerfile(t *testing.T) {
 	// The compose healthchecks run wget inside the final image.
 	if !strings.Contains(from[len(from)-1], "alpine") {
 		t.Errorf("Dockerfile: final stage %q may lack wget, which the compose healthchecks run", from[len(from)-1])
+	}
+}
+
+// CI's promtool, the Prometheus the compose file runs and the PromQL parser
+// these tests use are one release, so that what CI accepts is what the
+// deployment evaluates.
+func TestPrometheusVersionsAgree(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../.ci/install-promtool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`PROMETHEUS_MODULE_VERSION:-(v0\.3(\d\d)\.(\d+))`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal(".ci/install-promtool: no default PROMETHEUS_MODULE_VERSION")
+	}
+	module := m[1]
+	minor, _ := strconv.Atoi(m[2])
+	release := fmt.Sprintf("v3.%d.%s", minor, m[3])
+
+	p := loadCompose(t)
+	if img := service(t, p, "prometheus").Image; img != "prom/prometheus:"+release {
+		t.Errorf("compose runs %s; .ci/install-promtool builds promtool %s (Prometheus %s)", img, module, release)
+	}
+	// The parser these tests use is the one go.mod requires.
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := regexp.MustCompile(`(?m)^\s*github\.com/prometheus/prometheus (v\S+)`).FindSubmatch(gomod)
+	if req == nil {
+		t.Fatal("go.mod does not require github.com/prometheus/prometheus")
+	}
+	if string(req[1]) != module {
+		t.Errorf("go.mod has github.com/prometheus/prometheus %s; .ci/install-promtool builds %s", req[1], module)
 	}
 }

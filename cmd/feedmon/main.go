@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	// Quiet hours name IANA time zones; container images may have no zoneinfo.
+	_ "time/tzdata"
 
 	"github.com/feedmon/feedmon/internal/app"
 	"github.com/feedmon/feedmon/internal/bench"

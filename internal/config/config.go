@@ -111,6 +111,22 @@ type Subscriber struct {
 	Name   string   `yaml:"name"`
 	Topics []string `yaml:"topics"`
 
+	// Optional filters: an item must also come from one of Feeds (URLs),
+	// be in one of Languages (items whose feed declares no language pass),
+	// and score at least MinScore on one of the subscriber's topics.
+	Feeds     []string `yaml:"feeds"`
+	Languages []string `yaml:"languages"`
+	MinScore  float64  `yaml:"min_score"`
+
+	// Digest sends one message per window instead of one per item.
+	Digest *Digest `yaml:"digest"`
+	// Quiet holds alerts during a daily window and sends them as one
+	// digest when it ends.
+	Quiet *Quiet `yaml:"quiet"`
+	// GroupStories sends one alert per story: later reports of a story
+	// already alerted are sent as updates (default true).
+	GroupStories *bool `yaml:"group_stories"`
+
 	Webhook *Webhook      `yaml:"webhook"`
 	Slack   *Slack        `yaml:"slack"`
 	Email   *Email        `yaml:"email"`
@@ -118,23 +134,77 @@ type Subscriber struct {
 	NATS    *NATSReceiver `yaml:"nats"`
 }
 
+// Digest collects alerts and sends them together every Every.
+type Digest struct {
+	Every Duration `yaml:"every"`
+}
+
+// Quiet is a daily window, From to To (24-hour "HH:MM", To before From
+// spans midnight) in the time zone TZ (IANA name, default UTC).
+type Quiet struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
+	TZ   string `yaml:"tz"`
+}
+
+// RateLimit is a token bucket: PerSecond sends a second on average, Burst
+// at once.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
 // Webhook posts alerts as JSON to a URL.
 type Webhook struct {
-	URL        string `yaml:"url"`
-	URLFile    string `yaml:"url_file"`
-	Secret     string `yaml:"secret"`
-	SecretFile string `yaml:"secret_file"`
+	URL        string     `yaml:"url"`
+	URLFile    string     `yaml:"url_file"`
+	Secret     string     `yaml:"secret"`
+	SecretFile string     `yaml:"secret_file"`
+	RateLimit  *RateLimit `yaml:"rate_limit"`
 }
 
 // Slack posts alerts to a Slack incoming webhook.
 type Slack struct {
-	WebhookURL     string `yaml:"webhook_url"`
-	WebhookURLFile string `yaml:"webhook_url_file"`
+	WebhookURL     string     `yaml:"webhook_url"`
+	WebhookURLFile string     `yaml:"webhook_url_file"`
+	RateLimit      *RateLimit `yaml:"rate_limit"`
 }
 
 // Email mails alerts through the smtp section's server.
 type Email struct {
-	To []string `yaml:"to"`
+	To        []string   `yaml:"to"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// GroupsStories reports whether the subscriber wants one alert per story.
+func (s *Subscriber) GroupsStories() bool { return s.GroupStories == nil || *s.GroupStories }
+
+// QuietWindow parses Quiet: offsets from midnight and the location.
+func (q *Quiet) QuietWindow() (from, to time.Duration, loc *time.Location, err error) {
+	if from, err = clock(q.From); err != nil {
+		return 0, 0, nil, fmt.Errorf("from: %w", err)
+	}
+	if to, err = clock(q.To); err != nil {
+		return 0, 0, nil, fmt.Errorf("to: %w", err)
+	}
+	if from == to {
+		return 0, 0, nil, fmt.Errorf("from and to are the same time")
+	}
+	loc = time.UTC
+	if q.TZ != "" {
+		if loc, err = time.LoadLocation(q.TZ); err != nil {
+			return 0, 0, nil, fmt.Errorf("tz: unknown time zone %q", q.TZ)
+		}
+	}
+	return from, to, loc, nil
+}
+
+func clock(s string) (time.Duration, error) {
+	t, err := time.Parse("15:04", s)
+	if err != nil {
+		return 0, fmt.Errorf("want HH:MM, got %q", s)
+	}
+	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }
 
 // Stdout prints one line per alert.

@@ -121,6 +121,11 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
 		{"bad nats url", "nats:\n  url: http://x.example\n", nil, "nats.url"},
 		{"invalid yaml", "poll: [\n", nil, "invalid YAML"},
+		{"bad quiet time zone", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, quiet: {from: \"22:00\", to: \"07:00\", tz: Mars/Olympus}}\n", nil, "subscribers[0].quiet: tz"},
+		{"bad quiet hour", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, quiet: {from: \"25:00\", to: \"07:00\"}}\n", nil, "subscribers[0].quiet: from"},
+		{"short digest", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, digest: {every: 5s}}\n", nil, "subscribers[0].digest.every"},
+		{"bad rate limit", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"http://127.0.0.1:1/h\", rate_limit: {per_second: 0, burst: 1}}}\n", nil, "subscribers[0].webhook.rate_limit"},
+		{"bad language filter", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, languages: [english!]}\n", nil, "subscribers[0].languages[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -208,6 +208,32 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 				add(fmt.Sprintf("%s.topics[%d]", key, j), "undefined topic %q (defined: %s)", t, strings.Join(topicNames(set), ", "))
 			}
 		}
+		for j, f := range s.Feeds {
+			if err := checkHTTPURL(f); err != nil {
+				add(fmt.Sprintf("%s.feeds[%d]", key, j), "%v", err)
+			}
+		}
+		for j, l := range s.Languages {
+			if !langRe.MatchString(l) {
+				add(fmt.Sprintf("%s.languages[%d]", key, j), "%q: want a language code such as en or ja", l)
+			}
+		}
+		if s.MinScore < 0 {
+			add(key+".min_score", "must not be negative")
+		}
+		if s.Digest != nil && s.Digest.Every.D() < time.Minute {
+			add(key+".digest.every", "must be at least 1m, got %s", s.Digest.Every.D())
+		}
+		if s.Quiet != nil {
+			if _, _, _, err := s.Quiet.QuietWindow(); err != nil {
+				add(key+".quiet", "%v", err)
+			}
+		}
+		for kind, rl := range map[string]*RateLimit{"webhook": rateOf(s.Webhook), "slack": rateOf(s.Slack), "email": rateOf(s.Email)} {
+			if rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1) {
+				add(key+"."+kind+".rate_limit", "per_second must be positive and burst at least 1")
+			}
+		}
 		if len(s.Receivers()) == 0 {
 			add(key, "no receiver: add webhook, slack, email, stdout or nats")
 		}
@@ -260,6 +286,26 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		add(u.key, "environment variable %s is not set", u.name)
 	}
 	return errors.Join(errs...)
+}
+
+var langRe = regexp.MustCompile(`^[a-zA-Z]{2,3}$`)
+
+func rateOf(r any) *RateLimit {
+	switch v := r.(type) {
+	case *Webhook:
+		if v != nil {
+			return v.RateLimit
+		}
+	case *Slack:
+		if v != nil {
+			return v.RateLimit
+		}
+	case *Email:
+		if v != nil {
+			return v.RateLimit
+		}
+	}
+	return nil
 }
 
 func topicNames(set topics.Set) []string {

@@ -72,7 +72,7 @@ func describeItems(items []*event.Item) string {
 func ReplayDead(ctx context.Context, b *bus.Bus, cfg *config.Config, w io.Writer, opts ...Option) error {
 	// One attempt per delivery: a receiver still down must not hold the
 	// command for its whole backoff.
-	opts = append(opts, WithInlineWait(0))
+	opts = append([]Option{WithStdout(w)}, append(opts, WithInlineWait(0))...)
 	s, err := New(cfg, b, nil, nil, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		return err

@@ -64,6 +64,10 @@ const (
 	// the message; a longer one hands the message back to NATS
 	// (NakWithDelay) so that a worker is not parked on it.
 	DefaultInlineWait = 10 * time.Second
+	// DefaultSlackRate and DefaultSlackBurst pace each Slack receiver
+	// unless WithRateLimit says otherwise (rate.Inf: unpaced).
+	DefaultSlackRate  = rate.Limit(1)
+	DefaultSlackBurst = 3
 	// maxAckPendingPerWorker bounds the messages out at once (including
 	// those handed back with a delay) relative to the workers.
 	maxAckPendingPerWorker = 64
@@ -187,6 +191,11 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if _, ok := o.limits[KindSlack]; !ok {
+		// Slack takes about one message a second per incoming webhook and
+		// answers bursts beyond that with 429.
+		WithRateLimit(KindSlack, DefaultSlackRate, DefaultSlackBurst)(&o)
 	}
 	nc := cfg.Notify
 	if nc.MaxAttempts < 1 {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -58,6 +58,9 @@ func (s *Service) park(ctx context.Context, kv jetstream.KeyValue, j *job, next 
 }
 
 // parkLoop attempts parked deliveries when they are due, until ctx ends.
+// It keeps an index of the parked entries (key, due time) from a KV
+// watcher, so that a long outage with many parked deliveries costs memory
+// for keys only, and no scan of the bucket per tick.
 func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 	if s.opts.parkAfter <= 0 {
 		return
@@ -67,7 +70,18 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(flushGrace, cancel) })
 	defer stop()
 
+	var w jetstream.KeyWatcher
+	if err := bus.Retry(ctx, s.log, "watch parked deliveries", func(ctx context.Context) error {
+		var err error
+		w, err = kv.WatchFiltered(ctx, []string{parkFilter})
+		return err
+	}); err != nil {
+		return // ctx ended
+	}
+	defer func() { _ = w.Stop() }()
+
 	var (
+		index    = map[string]time.Time{} // parked key -> due
 		mu       sync.Mutex
 		inflight = map[string]bool{}
 		wg       sync.WaitGroup
@@ -80,85 +94,79 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		due, err := s.dueParked(ctx, kv)
-		if err != nil {
-			s.log.Warn("could not list parked deliveries", "err", err)
-			continue
-		}
-		for _, d := range due {
-			mu.Lock()
-			busy := inflight[d.key]
-			inflight[d.key] = true
-			mu.Unlock()
-			if busy {
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
+		case e, ok := <-w.Updates():
+			if !ok {
 				return
 			}
-			wg.Go(func() {
-				defer func() {
-					<-sem
-					mu.Lock()
-					delete(inflight, d.key)
-					mu.Unlock()
-				}()
-				s.unpark(work, kv, d)
-			})
+			if e == nil {
+				continue // the end of the initial values
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(index, e.Key())
+				continue
+			}
+			var p parked
+			if err := json.Unmarshal(e.Value(), &p); err != nil || p.Item == nil {
+				delete(index, e.Key())
+				continue
+			}
+			index[e.Key()] = p.Next
+		case <-t.C:
+			now := s.now()
+			for key, due := range index {
+				if now.Before(due) {
+					continue
+				}
+				mu.Lock()
+				busy := inflight[key]
+				inflight[key] = true
+				mu.Unlock()
+				if busy {
+					continue
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				wg.Go(func() {
+					defer func() {
+						<-sem
+						mu.Lock()
+						delete(inflight, key)
+						mu.Unlock()
+					}()
+					s.unpark(work, kv, key)
+				})
+			}
 		}
 	}
-}
-
-type dueEntry struct {
-	key string
-	rev uint64
-	p   parked
-}
-
-func (s *Service) dueParked(ctx context.Context, kv jetstream.KeyValue) ([]dueEntry, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*kvTimeout)
-	defer cancel()
-	lister, err := kv.ListKeysFiltered(ctx, parkFilter)
-	if err != nil {
-		return nil, fmt.Errorf("notifier: list parked: %w", err)
-	}
-	now := s.now()
-	var out []dueEntry
-	for k := range lister.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			continue
-		}
-		var p parked
-		if err := json.Unmarshal(e.Value(), &p); err != nil || p.Item == nil {
-			_ = kv.Delete(ctx, k)
-			continue
-		}
-		if !now.Before(p.Next) {
-			out = append(out, dueEntry{key: k, rev: e.Revision(), p: p})
-		}
-	}
-	return out, nil
 }
 
 // unpark runs a parked delivery through the usual pipeline, then removes
 // the entry (delivered or dead-lettered) or moves its time on.
-func (s *Service) unpark(ctx context.Context, kv jetstream.KeyValue, d dueEntry) {
+func (s *Service) unpark(ctx context.Context, kv jetstream.KeyValue, key string) {
 	if s.stopping.Err() != nil {
+		return
+	}
+	gctx, gcancel := context.WithTimeout(ctx, kvTimeout)
+	e, err := kv.Get(gctx, key)
+	gcancel()
+	if err != nil {
+		return // gone meanwhile, or NATS away: the watcher says what is next
+	}
+	var p parked
+	if err := json.Unmarshal(e.Value(), &p); err != nil || p.Item == nil || s.now().Before(p.Next) {
 		return
 	}
 	var j *job
 	for _, sub := range s.subs {
-		if sub.name != d.p.Subscriber {
+		if sub.name != p.Subscriber {
 			continue
 		}
 		for _, rt := range sub.receivers {
-			if rt.kind == d.p.Receiver {
-				j = &job{sub: sub, rt: rt, item: d.p.Item, batch: alert.NewBatch(sub.name, rt.kind, d.p.Item), key: deliveredKey(sub.name, rt.kind, d.p.Item.ID)}
+			if rt.kind == p.Receiver {
+				j = &job{sub: sub, rt: rt, item: p.Item, batch: alert.NewBatch(sub.name, rt.kind, p.Item), key: deliveredKey(sub.name, rt.kind, p.Item.ID)}
 			}
 		}
 	}
@@ -172,12 +180,12 @@ func (s *Service) unpark(ctx context.Context, kv jetstream.KeyValue, d dueEntry)
 	defer cancel()
 	switch o.kind {
 	case settled, dead:
-		if err := kv.Delete(dctx, d.key, jetstream.LastRevision(d.rev)); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if err := kv.Delete(dctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			s.log.Warn("could not remove a parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "err", err)
 		}
 	default:
-		d.p.Next = s.now().Add(max(o.delay, s.opts.backoffMin))
-		data, _ := json.Marshal(d.p)
-		_, _ = kv.Update(dctx, d.key, data, d.rev)
+		p.Next = s.now().Add(max(o.delay, s.opts.backoffMin))
+		data, _ := json.Marshal(p)
+		_, _ = kv.Update(dctx, key, data, e.Revision())
 	}
 }

@@ -3,9 +3,11 @@ package notifier
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"golang.org/x/time/rate"
 
+	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/services/notifier/email"
 	"github.com/feedmon/feedmon/services/notifier/natsalert"
@@ -23,6 +25,42 @@ type subscriber struct {
 	receivers []route
 	// sched holds alerts for a digest or quiet hours; nil = at once.
 	sched *Schedule
+
+	// Filters; empty = any.
+	feeds    map[string]bool
+	langs    map[string]bool
+	minScore float64
+}
+
+// wants reports whether the filters let it through on topic (a subject
+// token of one of the subscriber's topics).
+func (sub *subscriber) wants(it *event.Item, topic string) bool {
+	if len(sub.feeds) > 0 && !sub.feeds[it.FeedURL] {
+		return false
+	}
+	if len(sub.langs) > 0 && it.Lang != "" && !sub.langs[primaryLang(it.Lang)] {
+		return false
+	}
+	if sub.minScore > 0 {
+		best := 0.0
+		for t, sc := range it.Scores {
+			if event.Token(t) == topic {
+				best = max(best, sc)
+			}
+		}
+		if best < sub.minScore {
+			return false
+		}
+	}
+	return true
+}
+
+// primaryLang is the primary subtag of a language tag, lower case ("en-GB" → "en").
+func primaryLang(tag string) string {
+	if i := strings.IndexAny(tag, "-_"); i >= 0 {
+		tag = tag[:i]
+	}
+	return strings.ToLower(tag)
 }
 
 // route is one receiver of one subscriber.
@@ -37,8 +75,27 @@ func (s *Service) buildSubscribers() ([]*subscriber, error) {
 	var out []*subscriber
 	for i := range s.cfg.Subscribers {
 		cs := &s.cfg.Subscribers[i]
-		sub := &subscriber{name: cs.Name, topics: map[string]bool{}}
-		if sch, ok := s.opts.schedules[cs.Name]; ok && (sch.Digest > 0 || sch.Quiet != nil) {
+		sub := &subscriber{name: cs.Name, topics: map[string]bool{}, minScore: cs.MinScore}
+		for _, f := range cs.Feeds {
+			if sub.feeds == nil {
+				sub.feeds = map[string]bool{}
+			}
+			sub.feeds[f] = true
+		}
+		for _, l := range cs.Languages {
+			if sub.langs == nil {
+				sub.langs = map[string]bool{}
+			}
+			sub.langs[primaryLang(l)] = true
+		}
+		sch, ok := s.opts.schedules[cs.Name]
+		if !ok {
+			var err error
+			if sch, err = scheduleOf(cs); err != nil {
+				return nil, fmt.Errorf("notifier: subscriber %s: %w", cs.Name, err)
+			}
+		}
+		if sch.Digest > 0 || sch.Quiet != nil {
 			sub.sched = &sch
 		}
 		for _, t := range cs.Topics {
@@ -50,7 +107,9 @@ func (s *Service) buildSubscribers() ([]*subscriber, error) {
 				return nil, fmt.Errorf("notifier: subscriber %s: %s: %w", cs.Name, kind, err)
 			}
 			rt := route{kind: kind, r: r}
-			if l, ok := s.opts.limits[kind]; ok {
+			if l := configuredLimit(cs, kind); l != nil {
+				rt.lim = rate.NewLimiter(rate.Limit(l.PerSecond), l.Burst)
+			} else if l, ok := s.opts.limits[kind]; ok {
 				rt.lim = rate.NewLimiter(l.every, l.burst)
 			}
 			sub.receivers = append(sub.receivers, rt)
@@ -58,6 +117,35 @@ func (s *Service) buildSubscribers() ([]*subscriber, error) {
 		out = append(out, sub)
 	}
 	return out, nil
+}
+
+// scheduleOf turns a subscriber's digest and quiet settings into a Schedule.
+func scheduleOf(cs *config.Subscriber) (Schedule, error) {
+	var sch Schedule
+	if cs.Digest != nil {
+		sch.Digest = cs.Digest.Every.D()
+	}
+	if cs.Quiet != nil {
+		from, to, loc, err := cs.Quiet.QuietWindow()
+		if err != nil {
+			return sch, fmt.Errorf("quiet: %w", err)
+		}
+		sch.Quiet = &QuietHours{Start: from, End: to, Location: loc}
+	}
+	return sch, nil
+}
+
+// configuredLimit is the rate limit the config sets on one receiver, if any.
+func configuredLimit(cs *config.Subscriber, kind string) *config.RateLimit {
+	switch kind {
+	case KindWebhook:
+		return cs.Webhook.RateLimit
+	case KindSlack:
+		return cs.Slack.RateLimit
+	case KindEmail:
+		return cs.Email.RateLimit
+	}
+	return nil
 }
 
 func (s *Service) newReceiver(kind string, i int) (Receiver, error) {
@@ -99,7 +187,7 @@ func (s *Service) routeItem(subjTopic string, it *event.Item) []*subscriber {
 	var out []*subscriber
 	for _, sub := range s.subs {
 		for _, t := range topics {
-			if sub.topics[t] {
+			if sub.topics[t] && sub.wants(it, t) {
 				if t == subjTopic {
 					out = append(out, sub)
 				}

@@ -71,6 +71,9 @@ const (
 	// quietRescan: outside quiet hours, how often to look for items that
 	// another replica held at the edge of the window.
 	quietRescan = 30 * time.Second
+	// orphanRescan: how often to look for items held for a subscriber
+	// that has no schedule (any more).
+	orphanRescan = 5 * time.Minute
 	// flushGrace is how long a batch send in flight at shutdown may finish.
 	flushGrace = 8 * time.Second
 )
@@ -149,12 +152,12 @@ func (s *Service) flushLoop(ctx context.Context, kv jetstream.KeyValue) {
 	states := map[string]*pairState{}
 	now := s.now()
 	for _, sub := range s.subs {
-		if sub.sched == nil {
-			continue
-		}
 		for _, rt := range sub.receivers {
+			if rt.kind == KindNATS {
+				continue
+			}
 			st := &pairState{}
-			if sub.sched.Digest > 0 {
+			if sub.sched != nil && sub.sched.Digest > 0 {
 				// Held items go out at the next boundary, not at start-up.
 				st.boundary = now.Truncate(sub.sched.Digest)
 			}
@@ -174,9 +177,6 @@ func (s *Service) flushLoop(ctx context.Context, kv jetstream.KeyValue) {
 	for {
 		s.flushTicks.Add(1)
 		for _, sub := range s.subs {
-			if sub.sched == nil {
-				continue
-			}
 			for _, rt := range sub.receivers {
 				if rt.kind != KindNATS {
 					s.flushPair(work, kv, sub, rt, states[sub.name+"/"+rt.kind])
@@ -194,6 +194,18 @@ func (s *Service) flushLoop(ctx context.Context, kv jetstream.KeyValue) {
 func (s *Service) flushPair(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route, st *pairState) {
 	now := s.now()
 	sch := sub.sched
+	if sch == nil {
+		// Items held under an earlier config (or by a replica that still
+		// runs one) go out now that the subscriber has no schedule.
+		if !st.scanned.IsZero() && now.Sub(st.scanned) < orphanRescan {
+			return
+		}
+		st.scanned = now
+		if s.sendPending(ctx, kv, sub, rt) {
+			s.drain(ctx, kv, sub, rt)
+		}
+		return
+	}
 	quiet := sch.Quiet != nil && sch.Quiet.Contains(now)
 	if quiet {
 		st.quiet = true
@@ -217,7 +229,12 @@ func (s *Service) flushPair(ctx context.Context, kv jetstream.KeyValue, sub *sub
 		return
 	}
 	st.scanned = now
-	for range 100 { // bounded: a flood goes out over several ticks
+	s.drain(ctx, kv, sub, rt)
+}
+
+// drain sends the pair's held items, batch after batch.
+func (s *Service) drain(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route) {
+	for range 100 { // bounded: a flood goes out over several looks
 		n, err := s.makeBatch(ctx, kv, sub, rt)
 		if err != nil {
 			s.log.Warn("could not batch held items", "subscriber", sub.name, "receiver", rt.kind, "err", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
 // fakeClock runs at the speed of real time from wherever a test sets it,
@@ -147,11 +148,18 @@ func TestDigest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := kv.ListKeysFiltered(ctx, "queue.>", "batch.>"); keys != nil {
-		for k := range keys.Keys() {
-			t.Errorf("left in the bucket: %s", k)
+	var left []string
+	bustest.Eventually(t, waitLong, func() bool {
+		left = nil
+		keys, err := kv.ListKeysFiltered(ctx, "queue.>", "batch.>")
+		if err != nil {
+			return false
 		}
-	}
+		for k := range keys.Keys() {
+			left = append(left, k)
+		}
+		return len(left) == 0
+	}, "left in the bucket: %v", &left)
 	r.stop()
 	clock.Set(time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC))
 	r2 := startService(t, b, cfg, opts...)
@@ -214,5 +222,98 @@ func TestQuietHoursContains(t *testing.T) {
 		if got := tc.q.Contains(tc.t); got != tc.want {
 			t.Errorf("%v.Contains(%s) = %v", tc.q, tc.t.Format("15:04"), got)
 		}
+	}
+}
+
+// TestDigestCrashWindow: a batch left "sending" by a crashed replica is
+// sent again, whole and under the same key, once its lease has run out;
+// one whose items were all recorded as delivered is only cleaned up.
+func TestDigestCrashWindow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		done     bool
+		wantSent int
+	}{
+		{"interrupted before recording", false, 1},
+		{"interrupted after recording", true, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := bustest.New(t)
+			sk := newSink(t, nil)
+			ctx := context.Background()
+			kv, err := b.KV(ctx, event.BucketDelivered)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items := []*event.Item{testItem("x", "trade"), testItem("y", "trade")}
+			key := alert.Key("desk", KindWebhook, items...)
+			br := batchRecord{record: record{State: stateSending, Key: key, Attempts: 1, First: time.Now().Add(-time.Minute), Lease: time.Now().Add(-time.Second)}, Items: items}
+			data, _ := json.Marshal(br)
+			if _, err := kv.Put(ctx, batchKey("desk", KindWebhook), data); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				q, _ := json.Marshal(queued{Item: it, Queued: time.Now()})
+				if _, err := kv.Put(ctx, queueKey(deliveredKey("desk", KindWebhook, it.ID)), q); err != nil {
+					t.Fatal(err)
+				}
+				if tc.done {
+					d, _ := json.Marshal(record{State: stateDone, Key: key})
+					if _, err := kv.Put(ctx, deliveredKey("desk", KindWebhook, it.ID), d); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}})
+			r := startService(t, b, cfg, WithSchedule("desk", Schedule{Digest: time.Hour}), WithFlushInterval(10*time.Millisecond))
+			left := func() int {
+				l, err := kv.ListKeysFiltered(ctx, "queue.>", "batch.>")
+				if err != nil {
+					return -1
+				}
+				n := 0
+				for range l.Keys() {
+					n++
+				}
+				return n
+			}
+			bustest.Eventually(t, waitLong, func() bool { return left() == 0 }, "batch not finished")
+			idle(t, r)
+			if sk.count() != tc.wantSent {
+				t.Fatalf("requests = %d, want %d", sk.count(), tc.wantSent)
+			}
+			if tc.wantSent > 0 {
+				rq := sk.requests()[0]
+				if rq.header.Get("Idempotency-Key") != key || bodyIDs(t, rq.body) != "x,y" {
+					t.Errorf("resent batch: key %q items %s", rq.header.Get("Idempotency-Key"), bodyIDs(t, rq.body))
+				}
+			}
+		})
+	}
+}
+
+// TestScheduleRemoved: items held by a digest go out at start-up when the
+// subscriber no longer has one, instead of waiting forever.
+func TestScheduleRemoved(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	sk := newSink(t, nil)
+	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}})
+	r := startService(t, b, cfg, WithSchedule("desk", Schedule{Digest: 24 * time.Hour}), WithFlushInterval(10*time.Millisecond))
+	publishItem(t, b, testItem("h1", "trade"))
+	publishItem(t, b, testItem("h2", "trade"))
+	waitHandled(t, b)
+	idle(t, r)
+	r.stop()
+	if sk.count() != 0 {
+		t.Fatal("digest sent early")
+	}
+	startService(t, b, cfg, WithFlushInterval(10*time.Millisecond))
+	bustest.Eventually(t, waitLong, func() bool { return sk.accepted() == 1 }, "held items not sent after the digest was removed")
+	if got := bodyIDs(t, sk.requests()[0].body); got != "h1,h2" {
+		t.Errorf("items = %s", got)
 	}
 }

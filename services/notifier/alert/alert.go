@@ -167,7 +167,13 @@ func CheckResponse(pkg string, resp *http.Response, now time.Time) (retry bool, 
 // into a GET that may "succeed" on a login page: a 3xx is an answer, and
 // not a 2xx.
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	// Many workers deliver to the same few hosts: keep their connections
+	// alive instead of the default transport's two idle ones per host.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 512
+	tr.MaxIdleConnsPerHost = 128
 	return &http.Client{
+		Transport:     tr,
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -2,6 +2,7 @@ package alert_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestMarshalBodyNeverNullTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `"topics":[]`; !contains(string(body), want) {
+	if want := `"topics":[]`; !strings.Contains(string(body), want) {
 		t.Errorf("body %s lacks %s", body, want)
 	}
 	if it.Topics != nil {
@@ -83,13 +84,4 @@ func TestSanitize(t *testing.T) {
 			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
