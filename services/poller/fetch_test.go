@@ -31,9 +31,14 @@ func TestConditionalGet(t *testing.T) {
 		w.Header().Set("Last-Modified", "Wed, 25 Nov 2026 08:00:00 GMT")
 		w.Write(body)
 	})
-	h := newHarness(t, nil, testConfig(srv.URL))
+	h := newHarness(t, nil, testConfig(srv.URL), WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
 
 	st := h.poll(srv.URL)
+	// The feed's <ttl>15</ttl> stretches the 1m interval to its cap, 4m,
+	// after the full fetch and after the 304 alike.
+	if d := st.NextDue.Sub(st.LastFetch); d != 4*time.Minute {
+		t.Errorf("after 200: next poll in %s, want 4m", d)
+	}
 	if st.State != stateOK || st.ETag != `"v1"` || st.LastModified == "" {
 		t.Fatalf("first poll: state %+v", st)
 	}
@@ -43,6 +48,9 @@ func TestConditionalGet(t *testing.T) {
 	st = h.poll(srv.URL)
 	if st.State != stateNotModified {
 		t.Fatalf("second poll: state %q (%s), want not_modified", st.State, st.Error)
+	}
+	if d := st.NextDue.Sub(st.LastFetch); d != 4*time.Minute {
+		t.Errorf("after 304: next poll in %s, want 4m", d)
 	}
 	if gotINM != `"v1"` || gotIMS != "Wed, 25 Nov 2026 08:00:00 GMT" {
 		t.Errorf("conditional headers: If-None-Match %q If-Modified-Since %q", gotINM, gotIMS)
@@ -84,6 +92,14 @@ func TestRedirects(t *testing.T) {
 			http.Redirect(w, r, "/loop/a", http.StatusFound)
 		case r.URL.Path == "/feed":
 			w.Write(body)
+		case r.URL.Path == "/cookie":
+			// Bot protection: set a cookie, send the client back here.
+			if c, err := r.Cookie("pass"); err == nil && c.Value == "1" {
+				w.Write(body)
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: "pass", Value: "1", Path: "/"})
+			http.Redirect(w, r, "/cookie", http.StatusFound)
 		default:
 			// /hops/N redirects N times before the feed.
 			if _, err := fmt.Sscanf(r.URL.Path, "/hops/%d", &n); err != nil {
@@ -105,6 +121,7 @@ func TestRedirects(t *testing.T) {
 		{"/hops/5", ""},
 		{"/hops/6", "5 redirects"},
 		{"/loop/a", "redirect loop"},
+		{"/cookie", ""},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimPrefix(tc.path, "/"), func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
@@ -65,11 +66,17 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
 		return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
 	}
+	// One return to a URL is allowed: sites behind bot protection set a
+	// cookie and redirect to the same URL. A second return is a loop.
 	next := req.URL.String()
+	seen := 0
 	for _, v := range via {
 		if v.URL.String() == next {
-			return fmt.Errorf("%w: back to %s", errRedirectLoop, config.Redact(next))
+			seen++
 		}
+	}
+	if seen >= 2 {
+		return fmt.Errorf("%w: back to %s", errRedirectLoop, config.Redact(next))
 	}
 	return nil
 }
@@ -104,11 +111,20 @@ func (r *requestBuilder) execute(ctx context.Context, feedURL string) (*response
 	if r.lastModified != "" {
 		req.Header.Set("If-Modified-Since", r.lastModified)
 	}
-	resp, err := r.client.Do(req)
+	// Cookies live for one fetch only (its redirects), never across polls
+	// or feeds.
+	client := *r.client
+	client.Jar = newFetchJar()
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("poller: fetch: %w", unwrapURLError(err))
 	}
 	return &responseHandler{resp: resp}, nil
+}
+
+func newFetchJar() http.CookieJar {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	return jar
 }
 
 // unwrapURLError drops url.Error's "Get <url>:" prefix: the URL is logged

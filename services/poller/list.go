@@ -32,15 +32,19 @@ func ListFeeds(ctx context.Context, b *bus.Bus, w io.Writer) error {
 	sort.Slice(states, func(i, j int) bool { return states[i].URL < states[j].URL })
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FEED\tSTATE\tLAST FETCH\tNEXT DUE\tITEMS\tPUBLISHED\tERROR")
+	fmt.Fprintln(tw, "FEED\tSTATE\tLAST FETCH\tNEXT DUE\tITEMS\tPUBLISHED\tPOLLER\tERROR")
 	for _, st := range states {
 		state := st.State
 		if st.State == stateError && !st.BackoffUntil.IsZero() {
 			state = fmt.Sprintf("error (x%d, backing off until %s)", st.Failures, fmtTime(st.BackoffUntil))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n",
+		poller := st.Poller
+		if poller == "" {
+			poller = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 			config.Redact(st.URL), state, fmtTime(st.LastFetch), fmtTime(st.NextDue),
-			st.ItemsSeen, strconv.FormatInt(st.Published, 10), oneLine(st.Error))
+			st.ItemsSeen, strconv.FormatInt(st.Published, 10), poller, oneLine(st.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("poller: list feeds: %w", err)

@@ -121,6 +121,9 @@ func TestCharsets(t *testing.T) {
 		{"shift_jis header", "shiftjis.xml", "application/xml; charset=Shift_JIS", "レアアースの共同採掘で合意", "日本経済ニュース"},
 		{"windows-1252 header only", "cp1252-noprolog.xml", "text/xml; charset=windows-1252", "“Quoted” – naïve €5", "Win"},
 		{"utf-8", "atom.xml", "application/atom+xml; charset=utf-8", "Zölle steigen", "Atom Wirtschaft"},
+		{"utf-8, header says latin-1", "atom.xml", "text/xml; charset=ISO-8859-1", "Zölle steigen", "Atom Wirtschaft"},
+		{"unknown label", "atom.xml", "text/xml; charset=utf8mb4", "Zölle steigen", "Atom Wirtschaft"},
+		{"unknown label, latin-1 bytes", "cp1252-noprolog.xml", "text/xml; charset=x-bogus", "“Quoted” – naïve €5", "Win"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,6 +138,10 @@ func TestCharsets(t *testing.T) {
 			it := entries[0].item
 			if it.Title != tc.wantTitle || it.FeedTitle != tc.wantFeed {
 				t.Errorf("title %q feed %q, want %q %q", it.Title, it.FeedTitle, tc.wantTitle, tc.wantFeed)
+			}
+			wantLang := map[string]string{"shiftjis.xml": "ja", "atom.xml": "de"}[tc.file]
+			if it.Lang != wantLang {
+				t.Errorf("lang %q, want %q", it.Lang, wantLang)
 			}
 			if !utf8.ValidString(it.Summary) {
 				t.Errorf("summary not UTF-8: %q", it.Summary)
@@ -264,6 +271,24 @@ func TestHostileInputs(t *testing.T) {
 			t.Errorf("summary %d runes", n)
 		}
 	})
+	t.Run("huge fields", func(t *testing.T) {
+		t.Parallel()
+		long := strings.Repeat("x", 300_000)
+		doc := `<rss version="2.0"><channel><title>` + long + `</title><item><title>` + long + `</title><link>https://x.example/` + long + `</link><description>` + long + `</description></item></channel></rss>`
+		entries, err := normalize(t, "https://x.example/rss", []byte(doc), "", fixedNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := entries[0].item
+		data, _ := it.Marshal()
+		if len(data) > 64<<10 || utf8.RuneCountInString(it.Title) > maxTitleRunes || it.Link != "" {
+			t.Errorf("item of %d bytes, title %d runes, link %d bytes", len(data), utf8.RuneCountInString(it.Title), len(it.Link))
+		}
+		// Without GUID or usable link, the id comes from the content hash.
+		if it.ID == "" {
+			t.Error("no id")
+		}
+	})
 	t.Run("dangerous links", func(t *testing.T) {
 		t.Parallel()
 		doc := `<rss version="2.0"><channel><title>t</title><link>https://x.example/</link><item><guid>1</guid><link>javascript:alert(1)</link></item><item><guid>2</guid><link>  rel/path?a=1&amp;b=2 </link></item></channel></rss>`
@@ -350,5 +375,48 @@ func mustEncode(label string) func(string) []byte {
 			panic(err)
 		}
 		return []byte(out)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	t.Parallel()
+	const feedURL = "https://feeds.example.org/x"
+	tests := []struct {
+		file  string
+		ctype string
+		want  event.Item
+	}{
+		{"rdf.xml", "application/rdf+xml", event.Item{
+			ID: event.ItemID(feedURL, "https://rdf.example.org/a/1"), FeedTitle: "DW Business",
+			Title: "Export controls on gallium tighten", Link: "https://rdf.example.org/a/1",
+			Summary: "Beijing adds germanium too.", Published: "2026-11-26T08:00:00Z", Lang: "en",
+		}},
+		{"feed.json", "application/feed+json", event.Item{
+			ID: event.ItemID(feedURL, "j-1"), FeedTitle: "JSON Wire",
+			Title: "Terres rares : accord UE-Japon", Link: "https://json.example.org/1",
+			Summary: "Un accord historique.", Published: "2026-11-26T06:00:00Z", Lang: "fr",
+		}},
+		{"atom.xml", "application/atom+xml", event.Item{
+			ID: event.ItemID(feedURL, "urn:uuid:entry-1"), FeedTitle: "Atom Wirtschaft",
+			Title: "Zölle steigen", Link: "https://atom.example.org/a/1",
+			Summary: "Die Zölle steigen.", Published: "2026-11-26T10:00:00Z", Lang: "de",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			entries, err := normalize(t, feedURL, fixture(t, tc.file), tc.ctype, fixedNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 {
+				t.Fatalf("%d entries", len(entries))
+			}
+			got := entries[0].item
+			tc.want.FeedURL, tc.want.FetchedAt = feedURL, "2026-11-27T12:00:00Z"
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+				t.Errorf("\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -238,5 +239,73 @@ func TestRateLimited(t *testing.T) {
 	}
 	if f.hostDelay != 30*time.Minute {
 		t.Errorf("host delay %s, want 30m (slows the whole host)", f.hostDelay)
+	}
+}
+
+// TestNATSOutage: when publishing fails the feed is not to blame: the poll
+// counts as an error, but no backoff builds up, and the items go out once
+// NATS is back.
+func TestNATSOutage(t *testing.T) {
+	t.Parallel()
+	srv := newFeedServer(t, serveXML(fixture(t, "rss.xml"), "", `"e1"`))
+	b := bustest.New(t)
+	h := newHarness(t, b, testConfig(srv.URL), WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+	h.svc.publishTimeout = 300 * time.Millisecond
+	ctx := context.Background()
+	if err := b.JS.DeleteStream(ctx, event.StreamItems); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		st := h.poll(srv.URL)
+		if st.State != stateError || st.Failures != 0 || st.ETag != "" {
+			t.Fatalf("state %+v", st)
+		}
+		// Full interval, stretched by the feed's ttl as usual: no backoff.
+		if d := st.NextDue.Sub(st.LastFetch); d != 4*time.Minute {
+			t.Errorf("next poll in %s", d)
+		}
+	}
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := h.poll(srv.URL)
+	if st.State != stateOK || streamCount(t, b) != 3 || h.published() != 3 {
+		t.Fatalf("after recovery: %+v, %d items", st, streamCount(t, b))
+	}
+}
+
+// TestLeaseExpiry: a poller that crashed (no release) holds its feeds
+// until its lease expires; then another takes them over, reloading the
+// state the first one left.
+func TestLeaseExpiry(t *testing.T) {
+	t.Parallel()
+	srv := newFeedServer(t, serveXML(fixture(t, "rss.xml"), "", `"e1"`))
+	b := bustest.New(t)
+	cfg := testConfig(srv.URL)
+	crashed := newHarness(t, b, cfg, WithPollerID("a"), WithClock(fixedClock{fixedNow}))
+	if st := crashed.poll(srv.URL); st.State != stateOK {
+		t.Fatalf("first poller: %+v", st)
+	}
+	lease := crashed.feeds[srv.URL].lease
+
+	// Before expiry: hands off.
+	early := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(-time.Second)}))
+	early.poll(srv.URL)
+	f := early.feeds[srv.URL]
+	if f.loaded || srv.hits.Load() != 1 {
+		t.Fatalf("took a live lease: loaded=%v hits=%d", f.loaded, srv.hits.Load())
+	}
+	if !f.due.Equal(lease.Expires) {
+		t.Errorf("next look at %v, want the lease's expiry %v", f.due, lease.Expires)
+	}
+
+	// After expiry: takes over, with the first poller's ETag (so a 304).
+	late := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(time.Second)}))
+	st := late.poll(srv.URL)
+	if st.State != stateNotModified || st.Poller != "b" {
+		t.Fatalf("takeover: %+v", st)
+	}
+	if streamCount(t, b) != 3 {
+		t.Errorf("%d items after takeover", streamCount(t, b))
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -271,7 +274,7 @@ func TestMetrics(t *testing.T) {
 // over within two intervals.
 func TestLeases(t *testing.T) {
 	t.Parallel()
-	const interval = 400 * time.Millisecond
+	const interval = time.Second
 	b, url := bustest.NewListening(t)
 	var mu sync.Mutex
 	byFeed := map[string]int{}
@@ -414,5 +417,122 @@ func TestListFeedsEmpty(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "FEED") || strings.Count(out.String(), "\n") != 1 {
 		t.Errorf("table %q", out.String())
+	}
+}
+
+// TestOffline: with every feed unreachable the poller keeps running,
+// retries with backoff and warns once per feed, not once per attempt.
+func TestOffline(t *testing.T) {
+	t.Parallel()
+	dead := newFeedServer(t, serveXML(nil, "", ""))
+	deadURL := dead.URL
+	dead.Close() // connection refused from now on
+	cfg := fastConfig(20*time.Millisecond, deadURL+"/a", deadURL+"/b")
+	cfg.Poll.MaxBackoff = configDuration(100 * time.Millisecond)
+	h := newHarness(t, nil, cfg, WithHostGap(0), noJitter)
+	run(t, h.svc)
+	bustest.Eventually(t, 10*time.Second, func() bool { return h.count("error") >= 10 }, "errors %v", h.count("error"))
+	if err := h.svc.Ready(); err != nil {
+		t.Errorf("not ready while feeds are offline: %v", err)
+	}
+	if n := h.logs.get(slog.LevelWarn); n != 2 {
+		t.Errorf("%d warnings for 2 offline feeds, want 2", n)
+	}
+	if h.count("ok") != 0 || streamCount(t, h.bus) != 0 {
+		t.Error("published from nowhere")
+	}
+}
+
+// TestReloadChurn reloads the feed list repeatedly while polls are in
+// flight and hosts are full: the scheduler must neither lose a feed nor
+// keep polling a removed one.
+func TestReloadChurn(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	hits := map[string]int{}
+	srv := newFeedServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		w.Write(bytes.ReplaceAll(fixture(t, "atom.xml"), []byte("entry-1"), []byte("entry"+r.URL.Path)))
+	})
+	feedsFor := func(round int) []string {
+		var out []string
+		for i := range 12 {
+			if (i+round)%3 != 0 { // a different third is missing each round
+				out = append(out, srv.URL+"/f"+string(rune('a'+i)))
+			}
+		}
+		return out
+	}
+	cfg := fastConfig(30*time.Millisecond, feedsFor(0)...)
+	cfg.Poll.PerHost, cfg.Poll.Workers = 2, 3
+	h := newHarness(t, nil, cfg, WithHostGap(0), noJitter)
+	run(t, h.svc)
+	for round := 1; round <= 20; round++ {
+		if err := h.svc.Reload(fastConfig(30*time.Millisecond, feedsFor(round)...)); err != nil {
+			t.Fatal(err)
+		}
+		n := srv.hits.Load()
+		bustest.Eventually(t, 10*time.Second, func() bool { return srv.hits.Load() >= n+2 }, "stalled after reload %d", round)
+	}
+	// Settle on the final list: every feed in it gets polled, the others stop.
+	final := feedsFor(0)
+	if err := h.svc.Reload(fastConfig(30*time.Millisecond, final...)); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string]int{}
+		for k, v := range hits {
+			out[k] = v
+		}
+		return out
+	}
+	before := snapshot()
+	bustest.Eventually(t, 10*time.Second, func() bool {
+		now := snapshot()
+		for _, u := range final {
+			p := strings.TrimPrefix(u, srv.URL)
+			if now[p] < before[p]+3 {
+				return false
+			}
+		}
+		return true
+	}, "not every feed of the final list is polled")
+	after := snapshot()
+	for p, n := range after {
+		if !strings.Contains(strings.Join(final, " "), srv.URL+p) && n > before[p]+1 {
+			t.Errorf("removed feed %s polled %d more times", p, n-before[p])
+		}
+	}
+}
+
+func TestReloadOPML(t *testing.T) {
+	t.Parallel()
+	srv := newFeedServer(t, serveXML(fixture(t, "atom.xml"), "application/atom+xml", ""))
+	h := newHarness(t, nil, fastConfig(time.Minute), noJitter)
+	run(t, h.svc)
+	bustest.Eventually(t, 10*time.Second, func() bool { return h.svc.Ready() == nil }, "not ready")
+
+	path := filepath.Join(t.TempDir(), "subs.opml")
+	opml := `<?xml version="1.0"?><opml version="2.0"><body><outline text="News"><outline type="rss" text="Local" xmlUrl="` + srv.URL + `/atom"/></outline></body></opml>`
+	if err := os.WriteFile(path, []byte(opml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig(time.Minute)
+	cfg.OPML = []string{path}
+	if err := h.svc.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	bustest.Eventually(t, 10*time.Second, func() bool { return streamCount(t, h.bus) == 1 }, "OPML feed not polled")
+	items := streamItems(t, h.bus)
+	if items[0].FeedTitle != "Local" || items[0].FeedURL != srv.URL+"/atom" {
+		t.Errorf("item %+v", items[0])
+	}
+	cfg.OPML = []string{filepath.Join(t.TempDir(), "missing.opml")}
+	if err := h.svc.Reload(cfg); err == nil {
+		t.Error("Reload accepted a missing OPML file")
 	}
 }

@@ -38,9 +38,12 @@ type feedState struct {
 	LastChange   time.Time `json:"last_change,omitzero"`
 	NextDue      time.Time `json:"next_due,omitzero"`
 	BackoffUntil time.Time `json:"backoff_until,omitzero"`
-	ItemsSeen    int       `json:"items_seen"`
-	Published    int64     `json:"items_published"`
-	Poller       string    `json:"poller,omitempty"`
+	// TTL is the feed's own <ttl> / sy:updatePeriod from its last full
+	// fetch, kept because a 304 has no body to read it from.
+	TTL       time.Duration `json:"ttl,omitempty"`
+	ItemsSeen int           `json:"items_seen"`
+	Published int64         `json:"items_published"`
+	Poller    string        `json:"poller,omitempty"`
 }
 
 // seenSet is one feed's memory of published items, in KV event.BucketSeen.

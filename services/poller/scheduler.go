@@ -1,0 +1,254 @@
+package poller
+
+import (
+	"container/heap"
+	"context"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/feedmon/feedmon/internal/config"
+)
+
+// feed is one scheduled feed. Outside its poll only the scheduler
+// goroutine touches it; during its poll only the poll's goroutine does.
+type feed struct {
+	url      string
+	title    string
+	host     string
+	interval time.Duration
+
+	state   feedState
+	loaded  bool
+	savedAt time.Time
+	lease   *lease
+	shown   string // state counted in the feeds gauge
+
+	due      time.Time
+	idx      int
+	inflight bool
+	removed  bool
+	// hostDelay is a Retry-After the last poll got, applied to the host.
+	hostDelay time.Duration
+	redacted  string
+	// pending holds settings reloaded while a poll was in flight.
+	pending *config.Feed
+}
+
+// logURL is the feed's URL with credentials hidden, for logs. Only the
+// poll's goroutine calls it.
+func (f *feed) logURL() string {
+	if f.redacted == "" {
+		f.redacted = config.Redact(f.url)
+	}
+	return f.redacted
+}
+
+// gaugeState is the feed's label in the feeds gauge.
+func (f *feed) gaugeState(self string) string {
+	switch {
+	case f.lease != nil && f.lease.Owner != self:
+		return stateElsewhere
+	case f.loaded && f.state.State != "":
+		return f.state.State
+	}
+	return f.shown
+}
+
+type hostState struct {
+	inflight  int
+	notBefore time.Time
+	waiting   []*feed
+}
+
+// loop is the scheduler: it starts each feed's poll when due and its
+// host has room, at most poll.workers at once. It returns the feeds it
+// had once ctx has ended and every poll in flight has finished.
+func (s *Service) loop(ctx, workCtx context.Context) []*feed {
+	var (
+		due      dueHeap
+		feeds    = map[string]*feed{}
+		hosts    = map[string]*hostState{}
+		done     = make(chan *feed, s.poll.Workers)
+		inflight int
+		timer    = time.NewTimer(time.Hour)
+	)
+	defer timer.Stop()
+
+	apply := func() {
+		s.mu.Lock()
+		list := s.feeds
+		s.mu.Unlock()
+		now := s.clock.Now()
+		want := make(map[string]config.Feed, len(list))
+		for _, fc := range list {
+			want[fc.URL] = fc
+		}
+		for u, f := range feeds {
+			if _, ok := want[u]; !ok {
+				f.removed = true
+				delete(feeds, u)
+				if f.idx >= 0 {
+					heap.Remove(&due, f.idx)
+				}
+				s.met.feeds.WithLabelValues(f.shown).Dec()
+				if !f.inflight {
+					go s.releaseLease(workCtx, f)
+				}
+			}
+		}
+		for _, fc := range list {
+			interval := fc.Interval.D()
+			if interval <= 0 {
+				interval = s.poll.Interval.D()
+			}
+			if f, ok := feeds[fc.URL]; ok {
+				// A poll in flight owns its feed; it gets the new
+				// settings when it is back.
+				if f.inflight {
+					f.pending = &config.Feed{Title: fc.Title, Interval: config.Duration(interval)}
+				} else {
+					f.title, f.interval = fc.Title, interval
+				}
+				continue
+			}
+			f := &feed{url: fc.URL, title: fc.Title, host: hostOf(fc.URL), interval: interval, shown: stateNew, idx: -1}
+			spread := min(interval/10, maxStartSpread)
+			f.due = now.Add(time.Duration(s.rnd() * float64(spread)))
+			feeds[fc.URL] = f
+			heap.Push(&due, f)
+			s.met.feeds.WithLabelValues(stateNew).Inc()
+		}
+	}
+	apply()
+
+	for {
+		now := s.clock.Now()
+		for inflight < s.poll.Workers && due.Len() > 0 && !due[0].due.After(now) {
+			f := heap.Pop(&due).(*feed)
+			hs := hosts[f.host]
+			if hs == nil {
+				hs = &hostState{}
+				hosts[f.host] = hs
+			}
+			if hs.inflight >= s.poll.PerHost {
+				hs.waiting = append(hs.waiting, f)
+				continue
+			}
+			if now.Before(hs.notBefore) {
+				f.due = hs.notBefore
+				heap.Push(&due, f)
+				continue
+			}
+			hs.inflight++
+			hs.notBefore = now.Add(s.gap)
+			inflight++
+			f.inflight = true
+			go func() {
+				s.pollFeed(workCtx, f)
+				done <- f
+			}()
+		}
+
+		wait := time.Hour
+		if due.Len() > 0 && inflight < s.poll.Workers {
+			wait = max(due[0].due.Sub(now), 0)
+		}
+		timer.Reset(wait)
+
+		select {
+		case <-ctx.Done():
+			for inflight > 0 {
+				f := <-done
+				inflight--
+				f.inflight = false
+			}
+			out := make([]*feed, 0, len(feeds))
+			for _, f := range feeds {
+				out = append(out, f)
+			}
+			return out
+		case f := <-done:
+			inflight--
+			f.inflight = false
+			hs := hosts[f.host]
+			hs.inflight--
+			if f.hostDelay > 0 {
+				// The server asked us to slow down: that holds for every
+				// feed on the host, not just this one.
+				hs.notBefore = later(hs.notBefore, s.clock.Now().Add(f.hostDelay))
+			}
+			// A slot on the host is free: the longest waiting feed gets it.
+			for len(hs.waiting) > 0 {
+				w := hs.waiting[0]
+				hs.waiting = hs.waiting[1:]
+				if !w.removed {
+					heap.Push(&due, w)
+					break
+				}
+			}
+			if f.removed {
+				go s.releaseLease(workCtx, f)
+				continue
+			}
+			if p := f.pending; p != nil {
+				f.title, f.interval, f.pending = p.Title, p.Interval.D(), nil
+			}
+			if g := f.gaugeState(s.id); g != f.shown {
+				s.met.feeds.WithLabelValues(f.shown).Dec()
+				s.met.feeds.WithLabelValues(g).Inc()
+				f.shown = g
+			}
+			heap.Push(&due, f)
+		case <-s.reload:
+			apply()
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *Service) releaseLease(ctx context.Context, f *feed) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.leases.release(ctx, f.url, f.lease); err != nil {
+		s.log.Debug("lease not released", "feed", config.Redact(f.url), "err", err)
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return strings.ToLower(u.Host)
+}
+
+// dueHeap orders feeds by next due time.
+type dueHeap []*feed
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *dueHeap) Push(x any) {
+	f := x.(*feed)
+	f.idx = len(*h)
+	*h = append(*h, f)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	f := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	f.idx = -1
+	return f
+}
