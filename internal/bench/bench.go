@@ -100,7 +100,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// should not dominate when everything is there from the start.
 	interval := "1s"
 	if o.Rate == 0 {
-		interval = "30s"
+		interval = "10s"
 	}
 	var fl strings.Builder
 	for i := 0; i < o.Feeds; i++ {

@@ -21,6 +21,7 @@ type Config struct {
 	Topics      topics.Set   `yaml:"topics"`
 	SMTP        SMTP         `yaml:"smtp"`
 	Notify      Notify       `yaml:"notify"`
+	Stories     Stories      `yaml:"stories"`
 	Subscribers []Subscriber `yaml:"subscribers"`
 
 	// Path is the file the config was read from ("" for the built-in defaults).
@@ -104,6 +105,17 @@ type Notify struct {
 	Timeout Duration `yaml:"timeout"`
 	// Workers is how many classified items are delivered at once.
 	Workers int `yaml:"workers"`
+}
+
+// Stories configures the grouping of near-duplicate reports into stories.
+// Zero values take the story package's defaults.
+type Stories struct {
+	// Window is how far apart two reports of one story may be published.
+	Window Duration `yaml:"window"`
+	// Threshold is the similarity (0 to 1) from which two reports are one story.
+	Threshold float64 `yaml:"threshold"`
+	// MaxEntries caps the reports kept in memory per classifier.
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // Subscriber is someone who wants alerts on some topics.

@@ -183,6 +183,17 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		add("notify.workers", "must be between 1 and 1024, got %d", cfg.Notify.Workers)
 	}
 
+	// stories
+	if w := cfg.Stories.Window.D(); w != 0 && (w < time.Hour || w > 7*24*time.Hour) {
+		add("stories.window", "must be between 1h and 168h, got %s", w)
+	}
+	if t := cfg.Stories.Threshold; t < 0 || t >= 1 {
+		add("stories.threshold", "must be between 0 and 1, got %g", t)
+	}
+	if cfg.Stories.MaxEntries < 0 || cfg.Stories.MaxEntries > 10_000_000 {
+		add("stories.max_entries", "must be between 0 and 10000000, got %d", cfg.Stories.MaxEntries)
+	}
+
 	// subscribers
 	names := map[string]int{}
 	usesEmail := false

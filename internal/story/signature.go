@@ -1,6 +1,7 @@
 package story
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"unicode"
@@ -15,13 +16,14 @@ import (
 // KV are MinHash values), so changing one is a migration: stories recorded
 // before the change stop being found until they expire.
 const (
-	// Bands is the number of MinHash functions; each one is an LSH band of
+	// Bands is the number of MinHash values; each one is an LSH band of
 	// one row. Reworded reports of one story share only a quarter to a half
 	// of their content words, so bands must be narrow to find them at all:
-	// with 20 one-row bands two texts of unweighted Jaccard 0.2 share at
-	// least one band with probability 1-0.8^20 = 0.99. Precision comes from
-	// the verification that follows, not from the bands.
-	Bands = 20
+	// two texts of unweighted Jaccard 0.2 share at least one of 16 one-row
+	// bands with probability about 1-0.8^16 = 0.97 (every reworded pair of
+	// the fixtures shares three or more). Precision comes from the
+	// verification that follows, not from the bands.
+	Bands = 16
 	// maxTokens bounds a signature (and the work per item) for long texts;
 	// the title and the start of the summary say what the story is.
 	maxTokens = 96
@@ -40,34 +42,30 @@ const (
 	weightWord   = 2
 	weightNumber = 3
 	weightName   = 3
+	// weightBoth is added to a word of both the headline and the summary.
+	weightBoth = 2
+	// fromTitle marks headline tokens while a signature is built.
+	fromTitle = 0x8
 )
 
-// token is one feature of a text: the FNV-1a hash of its normalised form
-// and its weight.
-type token struct {
-	h uint64
-	w uint8
-}
+// token is one feature of a text: the hash of its normalised form in the
+// high 60 bits, its weight in the low three, and (while a signature is
+// built) a headline flag in bit 3. Packed into one word, a signature
+// sorts as plain integers and takes 8 bytes a token.
+type token uint64
+
+func mkToken(h uint64, w uint8) token { return token(h&^0xf | uint64(w)) }
+
+func (t token) id() uint64    { return uint64(t) >> 4 }
+func (t token) weight() uint8 { return uint8(t & 7) }
+func (t token) inTitle() bool { return t&fromTitle != 0 }
 
 // signature is what the index keeps of one item: its weighted token set,
-// sorted by hash, and its MinHash values (one per band).
+// sorted, and one MinHash value per band (^0 for a band no token fell in).
 type signature struct {
 	toks []token
 	mins [Bands]uint64
 }
-
-// minhash seeds: odd multipliers and offsets of the Bands hash functions
-// h_i(t) = mix(t*a_i + b_i). Fixed, so that every process agrees.
-var hashA, hashB = func() (a, b [Bands]uint64) {
-	x := uint64(0x9e3779b97f4a7c15)
-	for i := range Bands {
-		x = splitmix(x)
-		a[i] = x | 1
-		x = splitmix(x)
-		b[i] = x
-	}
-	return a, b
-}()
 
 func splitmix(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
@@ -77,74 +75,90 @@ func splitmix(x uint64) uint64 {
 }
 
 // sign computes the signature of an item. title and text may hold HTML.
+//
+// The MinHash is one-permutation hashing: a token's hash picks its band
+// and competes for that band's minimum, so a signature costs one pass over
+// the tokens instead of one per band. A band no token fell into (a short
+// text) has no value and is not indexed.
 func sign(title, text, lang string, scratch []token) signature {
 	var s signature
 	toks := scratch[:0]
 	toks = tokenize(toks, title, lang, true)
+	for i := range toks {
+		toks[i] |= fromTitle
+	}
 	if len(toks) < maxTokens {
 		toks = tokenize(toks, text, lang, false)
 	}
 	if len(toks) > maxTokens {
 		toks = toks[:maxTokens]
 	}
-	slices.SortFunc(toks, func(a, b token) int {
-		switch {
-		case a.h < b.h:
-			return -1
-		case a.h > b.h:
-			return 1
-		}
-		return int(b.w) - int(a.w)
-	})
-	// Deduplicate, keeping the highest weight (sorted first).
+	slices.Sort(toks)
+	// Deduplicate, keeping the highest weight. A word of both the headline
+	// and the summary is what the story is about ("biodiesel" in one duty
+	// story, "plywood" in its look-alike): it weighs more.
 	out := make([]token, 0, len(toks))
-	for i, t := range toks {
-		if i > 0 && t.h == toks[i-1].h {
-			continue
+	for i := 0; i < len(toks); {
+		j := i
+		var w uint8
+		inTitle, inText := false, false
+		for ; j < len(toks) && toks[j].id() == toks[i].id(); j++ {
+			w = max(w, toks[j].weight())
+			if toks[j].inTitle() {
+				inTitle = true
+			} else {
+				inText = true
+			}
 		}
-		out = append(out, t)
+		if inTitle && inText {
+			w += weightBoth
+		}
+		out = append(out, mkToken(uint64(toks[i]), w))
+		i = j
 	}
 	s.toks = out
 	for i := range Bands {
-		s.mins[i] = ^uint64(0)
+		s.mins[i] = noBand
 	}
 	for _, t := range out {
-		for i := range Bands {
-			v := t.h*hashA[i] + hashB[i]
-			v ^= v >> 32
-			if v < s.mins[i] {
-				s.mins[i] = v
-			}
+		v := splitmix(t.id())
+		b := int((v >> 32) * Bands >> 32)
+		if v < s.mins[b] {
+			s.mins[b] = v
 		}
 	}
 	return s
 }
 
-// similarity is the weighted Jaccard similarity of two signatures:
-// Σ min(w) / Σ max(w) over the union of their tokens.
+// noBand marks a band without a value.
+const noBand = ^uint64(0)
+
+// similarity is the weighted Jaccard similarity of two signatures,
+// Σ min(w) / Σ max(w) over the union of their tokens, without the index's
+// rarity factors (Index.similarityLocked has them).
 func similarity(a, b []token) float64 {
 	var inter, union int
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
-		switch {
-		case a[i].h == b[j].h:
-			inter += int(min(a[i].w, b[j].w))
-			union += int(max(a[i].w, b[j].w))
+		switch ia, ib := a[i].id(), b[j].id(); {
+		case ia == ib:
+			inter += int(min(a[i].weight(), b[j].weight()))
+			union += int(max(a[i].weight(), b[j].weight()))
 			i++
 			j++
-		case a[i].h < b[j].h:
-			union += int(a[i].w)
+		case ia < ib:
+			union += int(a[i].weight())
 			i++
 		default:
-			union += int(b[j].w)
+			union += int(b[j].weight())
 			j++
 		}
 	}
 	for ; i < len(a); i++ {
-		union += int(a[i].w)
+		union += int(a[i].weight())
 	}
 	for ; j < len(b); j++ {
-		union += int(b[j].w)
+		union += int(b[j].weight())
 	}
 	if union == 0 {
 		return 0
@@ -153,166 +167,307 @@ func similarity(a, b []token) float64 {
 }
 
 // tokenize appends the tokens of s to toks. Alphabetic words are case- and
-// accent-folded, stop words dropped, the rest cut to prefixLen; numbers
-// keep their digits ("$400m" and "400 million" meet at "400", "26,000" is
-// "26000"); Chinese, Japanese and Korean runs give character bigrams (no
-// spaces to split on), except bigrams of kana particles alone.
+// accent-folded, stop words dropped, the rest cut to prefixLen runes after
+// a plural "s" is dropped; numbers keep their digits ("$400m" and "400
+// million" meet at "400", "26,000" is "26000"); Chinese, Japanese and
+// Korean runs give character bigrams (no spaces to split on), except
+// bigrams of two hiragana (particles, inflections).
+//
+// It runs on every classified item, so it hashes words as it reads them
+// (FNV-1a over the folded UTF-8) instead of building strings.
 func tokenize(toks []token, s, lang string, title bool) []token {
-	if strings.ContainsAny(s, "<&") {
+	if strings.IndexByte(s, '<') >= 0 || strings.IndexByte(s, '&') >= 0 {
 		s = htmltext.ToText(s)
 	}
-	if !isASCII(s) {
-		// NFKD splits accents off their letters (dropped below) and folds
-		// full-width forms.
-		s = norm.NFKD.String(s)
-	}
 	stop := stopWords(lang)
-	// Headlines in Title Case capitalise every word: there, capitals say
-	// nothing about names. German capitalises every noun.
-	useCaps := lang != "de" && !(title && titleCase(s))
+	// German capitalises every noun: capitals say nothing about names.
+	useCaps := lang != "de"
+	first := len(toks)
+	words, capitals := 0, 0
 	sentenceStart := true
-	var buf [64]byte
 	var prevCJK rune
+	var buf [48]byte
 	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case isCJK(r):
+		r, size := decode(s, i)
+		if r >= 0x2e80 && isCJK(r) {
 			if prevCJK != 0 && !(isHiragana(prevCJK) && isHiragana(r)) {
-				toks = append(toks, token{h: hashRunes(prevCJK, r), w: weightWord})
+				toks = append(toks, mkToken(hashRunes(prevCJK, r), weightWord))
 			}
 			prevCJK = r
 			i += size
 			sentenceStart = false
 			continue
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			prevCJK = 0
-			// One word: letters and digits, with '.', ',' inside numbers and
-			// '-' inside words ("F-35", "SAMP/T" is two words).
-			n := 0
-			digit := unicode.IsDigit(r)
-			capital := unicode.IsUpper(r)
-			j := i
-			for j < len(s) {
-				r2, sz := utf8.DecodeRuneInString(s[j:])
-				if unicode.Is(unicode.Mn, r2) {
-					j += sz
-					continue
-				}
-				if isCJK(r2) || !(unicode.IsLetter(r2) || unicode.IsDigit(r2)) {
-					if digit && (r2 == '.' || r2 == ',') && j+1 < len(s) && s[j+1] >= '0' && s[j+1] <= '9' {
-						j += sz
-						continue
-					}
-					break
-				}
-				if digit {
-					if unicode.IsDigit(r2) && n < len(buf)-utf8.UTFMax {
-						n += utf8.EncodeRune(buf[n:], r2)
-					}
-				} else if n < len(buf)-utf8.UTFMax {
-					n += utf8.EncodeRune(buf[n:], unicode.ToLower(r2))
-				}
-				j += sz
-			}
-			i = j
-			word := buf[:n]
-			wasStart := sentenceStart
-			sentenceStart = false
-			if digit {
-				if n > 0 {
-					toks = append(toks, token{h: hashBytes(word), w: weightNumber})
-				}
-				continue
-			}
-			if n < 2 || stop.has(word) {
-				continue
-			}
-			word = stem(word)
-			w := uint8(weightWord)
-			if useCaps && capital && !wasStart {
-				w = weightName
-			}
-			toks = append(toks, token{h: hashBytes(word), w: w})
-		default:
-			prevCJK = 0
+		}
+		prevCJK = 0
+		if !isWordRune(r) {
 			if r == '.' || r == '!' || r == '?' || r == ':' || r == ';' {
 				sentenceStart = true
 			}
 			i += size
+			continue
+		}
+		if c := s[i]; c < utf8.RuneSelf && !isDigit(rune(c)) {
+			// Fast path: an ASCII word that ends in ASCII (most words).
+			j := i + 1
+			for j < len(s) && s[j] < utf8.RuneSelf && asciiWord[s[j]] {
+				j++
+			}
+			if j == len(s) || s[j] < utf8.RuneSelf {
+				word := s[i:j]
+				i = j
+				words++
+				capital := c >= 'A' && c <= 'Z'
+				if capital {
+					capitals++
+				}
+				wasStart := sentenceStart
+				sentenceStart = false
+				n := copy(buf[:], word)
+				for k := range n {
+					buf[k] = asciiLower[buf[k]]
+				}
+				if n < 2 {
+					continue
+				}
+				h := uint64(0)
+				if n <= maxStopLen {
+					full := hashBytes(buf[:n])
+					if stop.has(full) {
+						continue
+					}
+					h, _ = demonyms.get(full)
+				}
+				if h == 0 {
+					switch {
+					case n == prefixLen && buf[4] == 's' && buf[3] != 's':
+						n = 4
+					case n > prefixLen:
+						n = prefixLen
+					}
+					h = hashBytes(buf[:n])
+				}
+				w := uint8(weightWord)
+				if useCaps && capital && !wasStart {
+					w = weightName
+				}
+				toks = append(toks, mkToken(h, w))
+				continue
+			}
+		}
+		// One word: letters and digits, with '.' and ',' inside numbers,
+		// folded into buf; end4 and end5 are where its fourth and fifth
+		// runes end.
+		digit := isDigit(fold(r))
+		capital := isUpper(r)
+		n, end4, end5 := 0, 0, 0
+		runes := 0
+		var last, prev rune
+		for i < len(s) {
+			if c := s[i]; c < utf8.RuneSelf {
+				// The common case, without rune decoding or tables.
+				if !asciiWord[c] {
+					if digit && (c == '.' || c == ',') && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+						i++
+						continue
+					}
+					break
+				}
+				i++
+				c = asciiLower[c]
+				if digit && c > '9' || n == len(buf) {
+					continue
+				}
+				buf[n] = c
+				n++
+				if !digit {
+					runes++
+					if runes == 4 {
+						end4 = n
+					} else if runes == prefixLen {
+						end5 = n
+					}
+					prev, last = last, rune(c)
+				}
+				continue
+			}
+			r, size = decode(s, i)
+			if r >= 0x300 && unicode.Is(unicode.Mn, r) {
+				i += size // a combining accent: folded away
+				continue
+			}
+			if (r >= 0x2e80 && isCJK(r)) || !isWordRune(r) {
+				break
+			}
+			i += size
+			f := fold(r)
+			if digit && !isDigit(f) || n+utf8.UTFMax > len(buf) {
+				continue
+			}
+			n += utf8.EncodeRune(buf[n:], f)
+			if !digit {
+				runes++
+				if runes == 4 {
+					end4 = n
+				} else if runes == prefixLen {
+					end5 = n
+				}
+				prev, last = last, f
+			}
+		}
+		wasStart := sentenceStart
+		sentenceStart = false
+		if !digit {
+			words++
+			if capital {
+				capitals++
+			}
+		}
+		if digit {
+			if n > 0 {
+				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber))
+			}
+			continue
+		}
+		if runes < 2 {
+			continue
+		}
+		h := uint64(0)
+		if n <= maxStopLen {
+			full := hashBytes(buf[:n])
+			if stop.has(full) {
+				continue
+			}
+			h, _ = demonyms.get(full)
+		}
+		if h == 0 {
+			// The stem: a five-letter plural loses its "s", longer words
+			// are cut to their first five letters.
+			switch {
+			case runes == prefixLen && last == 's' && prev != 's':
+				n = end4
+			case runes > prefixLen:
+				n = end5
+			}
+			h = hashBytes(buf[:n])
+		}
+		w := uint8(weightWord)
+		if useCaps && capital && !wasStart {
+			w = weightName
+		}
+		toks = append(toks, mkToken(h, w))
+	}
+	// Headlines in Title Case capitalise every word: there, capitals say
+	// nothing about names either.
+	if title && words >= 3 && capitals*10 > words*6 {
+		for i := first; i < len(toks); i++ {
+			if toks[i].weight() == weightName {
+				toks[i] = mkToken(uint64(toks[i]), weightWord)
+			}
 		}
 	}
 	return toks
 }
 
-// stem drops a plural "s" and cuts the word to prefixLen runes.
-func stem(w []byte) []byte {
-	if len(w) > 4 && w[len(w)-1] == 's' && w[len(w)-2] != 's' {
-		w = w[:len(w)-1]
+func decode(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
 	}
-	n := 0
-	for i := range w {
-		if w[i] < utf8.RuneSelf || utf8.RuneStart(w[i]) {
-			if n == prefixLen {
-				return w[:i]
-			}
-			n++
-		}
-	}
-	return w
+	return utf8.DecodeRuneInString(s[i:])
 }
 
-// titleCase reports a headline whose words are mostly capitalised.
-func titleCase(s string) bool {
-	words, caps := 0, 0
-	for f := range strings.FieldsSeq(s) {
-		r, _ := utf8.DecodeRuneInString(f)
-		if !unicode.IsLetter(r) {
-			continue
-		}
-		words++
-		if unicode.IsUpper(r) {
-			caps++
-		}
+func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiWord[r]
 	}
-	return words >= 3 && caps*10 > words*6
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
+func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+
+func isUpper(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= 'A' && r <= 'Z'
 	}
-	return true
+	return unicode.IsUpper(r)
 }
 
+var asciiWord = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	}
+	return t
+}()
+
+// latinFold folds U+0000–U+024F: lower case, accents removed (the first
+// rune of the NFKD decomposition), so that "Défense" meets "defense".
+var latinFold = func() (t [0x250]rune) {
+	for r := range t {
+		d := []rune(norm.NFKD.String(string(rune(r))))
+		f := rune(r)
+		if len(d) > 0 && d[0] < utf8.RuneSelf {
+			f = d[0]
+		}
+		t[r] = unicode.ToLower(f)
+	}
+	return t
+}()
+
+// fold maps a rune to its case- and accent-free form; full-width ASCII
+// becomes ASCII.
+func fold(r rune) rune {
+	switch {
+	case r < 0x250:
+		return latinFold[r]
+	case r >= 0xff01 && r <= 0xff5e:
+		return unicode.ToLower(r - 0xfee0)
+	}
+	return unicode.ToLower(r)
+}
+
+// isCJK reports Han, kana and Hangul: text written without spaces.
 func isCJK(r rune) bool {
-	return r >= 0x2e80 && (unicode.Is(unicode.Han, r) || isKana(r) || unicode.Is(unicode.Hangul, r))
-}
-
-func isKana(r rune) bool {
-	return unicode.Is(unicode.Hiragana, r) || unicode.Is(unicode.Katakana, r)
-}
-
-func isHiragana(r rune) bool { return unicode.Is(unicode.Hiragana, r) }
-
-const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
-)
-
-func hashBytes(b []byte) uint64 {
-	h := uint64(fnvOffset)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= fnvPrime
+	switch {
+	case r >= 0x3040 && r <= 0x30ff, // hiragana, katakana
+		r >= 0x3400 && r <= 0x4dbf, r >= 0x4e00 && r <= 0x9fff, // Han
+		r >= 0xac00 && r <= 0xd7af,                               // Hangul syllables
+		r >= 0xf900 && r <= 0xfaff, r >= 0x20000 && r <= 0x2fa1f, // Han
+		r >= 0xff66 && r <= 0xff9f, // half-width katakana
+		r >= 0x2e80 && r <= 0x2fdf, r >= 0x31f0 && r <= 0x31ff, r == 0x3005:
+		return true
 	}
-	return splitmix(h)
+	return false
 }
 
-func hashRunes(a, b rune) uint64 {
-	var buf [2 * utf8.UTFMax]byte
-	n := utf8.EncodeRune(buf[:], a)
-	n += utf8.EncodeRune(buf[n:], b)
-	return hashBytes(buf[:n])
+func isHiragana(r rune) bool { return r >= 0x3040 && r <= 0x309f }
+
+// hashBytes hashes a folded word (or stem, or number) eight bytes at a
+// time: words are short, and a byte-serial hash such as FNV was the
+// largest cost of a signature.
+func hashBytes(b []byte) uint64 {
+	h := uint64(len(b)) * 0x9e3779b97f4a7c15
+	for len(b) >= 8 {
+		h = (h ^ binary.LittleEndian.Uint64(b)) * 0xbf58476d1ce4e5b9
+		h ^= h >> 29
+		b = b[8:]
+	}
+	var t uint64
+	for i, c := range b {
+		t |= uint64(c) << (8 * i)
+	}
+	return splitmix(h ^ t)
 }
+
+// hashRunes hashes a CJK bigram.
+func hashRunes(a, b rune) uint64 {
+	return splitmix(uint64(a)<<32 | uint64(b) ^ 0x5bd1e9955bd1e995)
+}
+
+var asciiLower = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		t[c] = byte(c)
+		if c >= 'A' && c <= 'Z' {
+			t[c] += 'a' - 'A'
+		}
+	}
+	return t
+}()

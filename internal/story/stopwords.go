@@ -4,19 +4,41 @@ import "strings"
 
 // stopSet is a set of folded (lower-case, accent-free) words that carry no
 // story: function words, reporting verbs ("said", "sagte") and magnitude
-// words ("million": the number beside it is kept).
-type stopSet map[string]struct{}
-
-func (s stopSet) has(w []byte) bool {
-	_, ok := s[string(w)]
-	return ok
+// words ("million": the number beside it is kept). It holds the words'
+// hashes, as tokenize computes them (hashBytes of the folded word).
+// An open-addressing table: a lookup per word of every item is the hot
+// path, and a Go map costs several times more here.
+type stopSet struct {
+	slots [stopSlots]uint64
 }
 
-func newStopSet(lists ...string) stopSet {
-	s := stopSet{}
+const stopSlots = 1024 // a power of two, well above the largest list
+
+// maxStopLen is the longest stop word in bytes: longer words skip the
+// lookup. TestStopLen keeps it true.
+const maxStopLen = 12
+
+func (s *stopSet) has(h uint64) bool {
+	for i := (h * 0x9e3779b97f4a7c15) >> 54; ; i = (i + 1) & (stopSlots - 1) {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+func newStopSet(lists ...string) *stopSet {
+	s := &stopSet{}
 	for _, l := range lists {
 		for w := range strings.FieldsSeq(l) {
-			s[w] = struct{}{}
+			h := hashBytes([]byte(w))
+			i := (h * 0x9e3779b97f4a7c15) >> 54
+			for s.slots[i] != 0 && s.slots[i] != h {
+				i = (i + 1) & (stopSlots - 1)
+			}
+			s.slots[i] = h
 		}
 	}
 	return s
@@ -51,18 +73,77 @@ const (
 
 var (
 	stopAll = newStopSet(stopEN, stopDE, stopFR)
-	stopBy  = map[string]stopSet{
-		"en": newStopSet(stopEN),
-		"de": newStopSet(stopDE),
-		"fr": newStopSet(stopFR),
-	}
+	stopEn  = newStopSet(stopEN)
+	stopDe  = newStopSet(stopDE)
+	stopFr  = newStopSet(stopFR)
 )
 
 // stopWords is the list of lang, or all of them when lang is unknown. CJK
 // text needs none: its kana particles are dropped by the tokenizer.
-func stopWords(lang string) stopSet {
-	if s, ok := stopBy[lang]; ok {
-		return s
+func stopWords(lang string) *stopSet {
+	switch lang {
+	case "en":
+		return stopEn
+	case "de":
+		return stopDe
+	case "fr":
+		return stopFr
 	}
 	return stopAll
 }
+
+// demonyms maps nationality words whose stem differs from their country's
+// to the country, so that "Polish jets" and "jets over Poland", or
+// "Chinese curbs" and "China's curbs", share a word. (Where the stems
+// already meet, as Russian/Russia or Canadian/Canada, no entry is needed.)
+const demonymsEN = `polish:poland danish:denmark dane:denmark danes:denmark dutch:netherlands
+	swiss:switzerland chinese:china french:france british:britain briton:britain britons:britain
+	spanish:spain swedish:sweden swede:sweden swedes:sweden norwegian:norway norwegians:norway
+	turkish:turkey greek:greece greeks:greece thai:thailand finnish:finland irish:ireland
+	italian:italy italians:italy iranian:iran iranians:iran iraqi:iraq iraqis:iraq
+	peruvian:peru cuban:cuba filipino:philippines filipinos:philippines emirati:emirates
+	burmese:myanmar welsh:wales scottish:scotland scots:scotland english:england`
+
+// wordMap is an open-addressing table from a word's hash to the hash of
+// the stem that stands for it.
+type wordMap struct {
+	keys, vals [stopSlots]uint64
+}
+
+func (m *wordMap) get(h uint64) (uint64, bool) {
+	for i := (h * 0x9e3779b97f4a7c15) >> 54; ; i = (i + 1) & (stopSlots - 1) {
+		switch m.keys[i] {
+		case h:
+			return m.vals[i], true
+		case 0:
+			return 0, false
+		}
+	}
+}
+
+func newWordMap(pairs string) *wordMap {
+	m := &wordMap{}
+	for p := range strings.FieldsSeq(pairs) {
+		from, to, _ := strings.Cut(p, ":")
+		h := hashBytes([]byte(from))
+		i := (h * 0x9e3779b97f4a7c15) >> 54
+		for m.keys[i] != 0 && m.keys[i] != h {
+			i = (i + 1) & (stopSlots - 1)
+		}
+		m.keys[i], m.vals[i] = h, hashBytes([]byte(stemString(to)))
+	}
+	return m
+}
+
+// stemString is the stem tokenize takes of a folded ASCII word.
+func stemString(w string) string {
+	switch {
+	case len(w) == prefixLen && w[4] == 's' && w[3] != 's':
+		return w[:4]
+	case len(w) > prefixLen:
+		return w[:prefixLen]
+	}
+	return w
+}
+
+var demonyms = newWordMap(demonymsEN)

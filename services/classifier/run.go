@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/feedmon/feedmon/internal/htmltext"
+	"github.com/feedmon/feedmon/internal/story"
 )
 
 // MaxLineBytes is the longest input line RunClassify reads; a longer line
@@ -21,6 +23,9 @@ type classifyIn struct {
 	Title   string `json:"title"`
 	Summary string `json:"summary"`
 	Lang    string `json:"lang"`
+	// Published (RFC 3339, optional) places the line in time for story
+	// grouping; lines without it are all taken as simultaneous.
+	Published string `json:"published"`
 }
 
 type classifyOut struct {
@@ -44,7 +49,12 @@ type classifyErr struct {
 // and is counted in badLines; blank lines are skipped. err is an I/O or
 // context error; bad lines alone are not an error (the caller turns them
 // into exit status 1).
+//
+// Every answered line carries a story_id: lines that are near-duplicate
+// reports of one story (story.Index, in memory, default window and
+// threshold) share the id of the first of them.
 func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer, explain bool) (badLines int, err error) {
+	stories := story.New(story.Options{})
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(out, 64<<10)
 	enc := json.NewEncoder(w)
@@ -86,6 +96,16 @@ func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer
 					res = c.Classify(title, summary, item.Lang)
 				}
 				o := classifyOut{ID: item.ID, Topics: res.Topics, Scores: res.Scores, Matches: res.Matches, Explain: res.Explain}
+				// Without an id, the story is named after the line.
+				doc := story.Doc{ID: item.ID, Title: title, Text: summary, Lang: item.Lang}
+				if doc.ID == "" {
+					doc.ID = fmt.Sprintf("line-%d", n)
+				}
+				if t, err := time.Parse(time.RFC3339, item.Published); err == nil {
+					doc.At = t
+				}
+				// An in-memory index has no error to return.
+				o.StoryID, _, _ = stories.Assign(ctx, doc)
 				if o.Scores == nil {
 					o.Scores = map[string]float64{}
 				}

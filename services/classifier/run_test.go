@@ -108,3 +108,45 @@ func TestRunClassifyCancelled(t *testing.T) {
 		t.Error("want context error")
 	}
 }
+
+// TestRunClassifyStoryIDs: lines reporting one story share the story id of
+// the first of them; other lines, and lines without an id, get their own.
+func TestRunClassifyStoryIDs(t *testing.T) {
+	t.Parallel()
+	c := builtin(t)
+	in := strings.Join([]string{
+		`{"id": "a1", "title": "Storm closes ports along the Baltic coast", "summary": "Ferries between Germany and Sweden were cancelled as winds reached 120 km/h, port authorities in Rostock said."}`,
+		`{"id": "b1", "title": "Germany and Sweden sign ferry emissions pact", "summary": "The two governments agreed to electrify ferry routes across the Baltic by 2035."}`,
+		`{"id": "a2", "title": "Baltic ports shut as storm cancels ferries", "summary": "<p>Winds of up to 120&nbsp;km/h forced Rostock and Trelleborg to halt ferry traffic between Germany and Sweden.</p>"}`,
+		`{"title": "Rostock port closed by storm", "summary": "Winds of 120 km/h halted ferries between Germany and Sweden, Rostock port authorities said."}`,
+		`not json`,
+		`{"id": "a1", "title": "Storm closes ports along the Baltic coast", "summary": "Ferries between Germany and Sweden were cancelled."}`,
+	}, "\n")
+	var out bytes.Buffer
+	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, false); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var o struct {
+			ID      string  `json:"id"`
+			StoryID *string `json:"story_id"`
+			Error   string  `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.Error != "" {
+			got = append(got, "error")
+			continue
+		}
+		if o.StoryID == nil {
+			t.Fatalf("line %s has no story_id", line)
+		}
+		got = append(got, *o.StoryID)
+	}
+	want := []string{"a1", "b1", "a1", "a1", "error", "a1"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("story ids %v, want %v", got, want)
+	}
+}

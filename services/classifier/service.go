@@ -15,6 +15,7 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/story"
 	"github.com/feedmon/feedmon/internal/telemetry"
 )
 
@@ -24,10 +25,14 @@ const (
 	ackWait       = 30 * time.Second
 	maxDeliver    = 20
 	maxAckPending = 1024
-	workers       = 8
+	workers       = 32
 	// publishTimeout bounds publishing one item's topics; past it the
 	// message is handed back and redelivered.
 	publishTimeout = 20 * time.Second
+	// storyTimeout bounds the story lookup (a few dozen KV reads and
+	// writes); past it the item goes out with this replica's in-memory
+	// story id.
+	storyTimeout = 5 * time.Second
 )
 
 // Service is the classifier: a durable consumer on feedmon.items.> that
@@ -41,10 +46,38 @@ type Service struct {
 
 	duration prometheus.Histogram
 	errors   *prometheus.CounterVec
+
+	storyOpts story.Options
+	// stories groups near-duplicate items; set by Run once the stories
+	// bucket is open.
+	stories *story.Index
+}
+
+// Option adjusts a Service.
+type Option func(*Service)
+
+// WithStoryWindow sets how far apart in publication time two reports of
+// one story may be (default story.DefaultWindow, 48h). Past the bucket's
+// TTL (bus.StoryTTL) stories are forgotten anyway.
+func WithStoryWindow(d time.Duration) Option {
+	return func(s *Service) { s.storyOpts.Window = d }
+}
+
+// WithStoryThreshold sets the similarity (0 to 1) from which two items are
+// one story (default story.DefaultThreshold).
+func WithStoryThreshold(t float64) Option {
+	return func(s *Service) { s.storyOpts.Threshold = t }
+}
+
+// WithStoryMaxEntries caps the items the story index keeps in memory
+// (default story.DefaultMaxEntries); older ones are still found through
+// the stories bucket.
+func WithStoryMaxEntries(n int) Option {
+	return func(s *Service) { s.storyOpts.MaxEntries = n }
 }
 
 // NewService compiles cfg's topic set and returns the service.
-func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
+func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
 	c, err := New(cfg.TopicSet)
 	if err != nil {
 		return nil, err
@@ -61,11 +94,18 @@ func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg promet
 		}),
 		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedmon_classifier_errors_total",
-			Help: "Items the classifier could not handle, by reason (decode: dropped; publish: retried).",
+			Help: "Items the classifier could not handle, by reason (decode: dropped; publish: retried; story: story index unavailable, published with an in-memory story id).",
 		}, []string{"reason"}),
 	}
 	s.errors.WithLabelValues("decode")
 	s.errors.WithLabelValues("publish")
+	s.errors.WithLabelValues("story")
+	s.storyOpts.Window = cfg.Stories.Window.D()
+	s.storyOpts.Threshold = cfg.Stories.Threshold
+	s.storyOpts.MaxEntries = cfg.Stories.MaxEntries
+	for _, o := range opts {
+		o(s)
+	}
 	s.cls.Store(c)
 	return s, nil
 }
@@ -89,8 +129,26 @@ func (s *Service) Ready() error {
 	return nil
 }
 
-// Run consumes until ctx ends, then lets in-flight items finish.
+// Run consumes until ctx ends, then lets in-flight items finish. It first
+// opens the stories bucket, so that every replica shares one story index.
 func (s *Service) Run(ctx context.Context) error {
+	err := bus.Retry(ctx, s.log, "kv "+event.BucketStories, func(ctx context.Context) error {
+		kv, err := s.bus.KV(ctx, event.BucketStories)
+		if err != nil {
+			return err
+		}
+		opts := s.storyOpts
+		opts.Store = kv
+		idx := story.New(opts)
+		if err := idx.Start(ctx); err != nil {
+			return err
+		}
+		s.stories = idx
+		return nil
+	})
+	if err != nil {
+		return nil // ctx ended
+	}
 	return s.bus.Consume(ctx, bus.ConsumeOptions{
 		Stream: event.StreamItems,
 		Consumer: jetstream.ConsumerConfig{
@@ -128,6 +186,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	it.Topics, it.Scores, it.Matches = res.Topics, res.Scores, res.Matches
+	// Only items with topics get a story: the others are not published.
+	it.StoryID = s.assignStory(ctx, it)
 	data, err := it.Marshal()
 	if err != nil {
 		s.errors.WithLabelValues("decode").Inc()
@@ -151,4 +211,25 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	for _, topic := range res.Topics {
 		s.m.ItemsClassified.WithLabelValues(topic).Inc()
 	}
+}
+
+// assignStory returns the story id of an item. Should the stories bucket
+// fail, the item goes out with the id this replica's memory gives it: a
+// possible second alert for one story is better than a late first one.
+func (s *Service) assignStory(ctx context.Context, it *event.Item) string {
+	if s.stories == nil {
+		return ""
+	}
+	at, err := time.Parse(time.RFC3339, it.Published)
+	if err != nil {
+		at = it.FetchedTime()
+	}
+	sctx, cancel := context.WithTimeout(ctx, storyTimeout)
+	defer cancel()
+	id, _, err := s.stories.Assign(sctx, story.Doc{ID: it.ID, Title: it.Title, Text: it.Summary, Lang: it.Lang, At: at})
+	if err != nil {
+		s.errors.WithLabelValues("story").Inc()
+		s.log.Warn("story index unavailable, using this replica's memory", "item_id", it.ID, "err", err)
+	}
+	return id
 }

@@ -1,0 +1,409 @@
+// Package story groups near-duplicate news items into stories: the same
+// event reported by several outlets, reworded, gets one story id.
+//
+// Each item is reduced to a signature: its content words (HTML removed,
+// stop words dropped, case and accents folded, cut to a 5-letter prefix;
+// numbers by their digits; CJK text as character bigrams), weighted up for
+// numbers, names and words of both headline and summary, plus Bands
+// MinHash values over that word set (one-permutation hashing). The MinHash
+// values, as LSH bands of one row, find candidates among the items of the
+// last Window cheaply; a candidate joins the item to its story when the
+// weighted Jaccard similarity of the two word sets reaches Threshold, each
+// word's weight scaled down by how many items held share it: the index
+// learns which words are common in the stream ("exports", "duties") and
+// lets what is particular to a story (its goods, country, numbers) decide.
+//
+// The Index keeps recent signatures in memory, bounded by MaxEntries and
+// Window. With a Store (a JetStream KV bucket) it also records every item
+// and band there, so a restarted classifier or another replica finds the
+// same stories, and replicas racing on one story converge on one id (KV
+// Create is the compare-and-set: the first writer of a band wins).
+package story
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of Options.
+const (
+	DefaultWindow     = 48 * time.Hour
+	DefaultThreshold  = 0.22
+	DefaultMaxEntries = 50_000
+	// perBand bounds the items looked at under one band value (the
+	// latest first): a common word picked by many items costs no more.
+	perBand = 8
+	// minTokens: a text shorter than this is too thin to be matched with
+	// confidence ("Update", "Live:"); it starts its own story.
+	minTokens = 4
+	// sureSimilarity ends the search for a better candidate: this close
+	// is the same text.
+	sureSimilarity = 0.8
+)
+
+// Options configure an Index. Zero values take the defaults.
+type Options struct {
+	// Window is how far apart in time two reports of one story may be.
+	Window time.Duration
+	// Threshold is the weighted Jaccard similarity from which two items
+	// are one story (0 to 1).
+	Threshold float64
+	// MaxEntries caps the items kept in memory; the oldest go first.
+	MaxEntries int
+	// Store, when set, persists the index (see the package comment). It
+	// should have a TTL longer than Window (bus.StoryTTL).
+	Store jetstream.KeyValue
+}
+
+// Doc is one item to assign.
+type Doc struct {
+	// ID is the item's stable id. Assigning the same id again returns the
+	// same story. The story id of a new story is the id of its first item
+	// (or a hash of the text when ID is empty).
+	ID string
+	// Title and Text (the summary) may hold HTML.
+	Title, Text string
+	// Lang is the BCP 47 primary subtag, or empty when unknown; it picks
+	// the stop words.
+	Lang string
+	// At is when the item was published (zero when unknown).
+	At time.Time
+}
+
+// Index assigns story ids. It is safe for concurrent use.
+//
+// Items live in a ring of at most MaxEntries, in arrival order, each
+// numbered by a sequence number. Eviction (past the window or the cap) is
+// from the oldest end, so "evicted" is just "seq < head": nothing is
+// deleted from the band table when an item goes, and the table holds no
+// pointers for the garbage collector to trace. Stale table entries are
+// swept out once they outnumber the live ones.
+type Index struct {
+	opts Options
+	kv   *kvStore
+
+	mu   sync.Mutex
+	ring []member
+	head uint64 // oldest live seq; seqs start at 1, 0 is "none"
+	next uint64 // seq of the next item
+	// ids maps a member key to its seq.
+	ids map[string]uint64
+	// bands maps a band value to the seq of the latest item with it;
+	// older items with the same value follow through member.next.
+	bands  bandTable
+	newest time.Time
+	// df counts, per token (by the low bits of its id), the items held
+	// that have it: the index's own document frequencies (see rarity).
+	df [dfSlots]uint8
+}
+
+const dfSlots = 1 << 16
+
+// rarityOf maps a document frequency to a token's weight factor,
+// 1/(1+ln df): a word in one item held (or none) counts fully, one in ten
+// items about a third. Words every tariff story uses ("duties", "imports",
+// "exports") then weigh less than what tells one such story from another.
+var rarityOf = func() (t [256]float32) {
+	for d := range t {
+		t[d] = float32(1 / (1 + math.Log(float64(max(d, 1)))))
+	}
+	return t
+}()
+
+func (x *Index) rarity(t token) float32 {
+	return rarityOf[x.df[uint16(t.id())]]
+}
+
+// similarityLocked is the weighted Jaccard similarity of two token sets,
+// each token's weight scaled by its rarity among the items held:
+// Σ min(w) / Σ max(w) over the union of their tokens.
+func (x *Index) similarityLocked(a, b []token) float64 {
+	var inter, union float32
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch ia, ib := a[i].id(), b[j].id(); {
+		case ia == ib:
+			r := x.rarity(a[i])
+			inter += r * float32(min(a[i].weight(), b[j].weight()))
+			union += r * float32(max(a[i].weight(), b[j].weight()))
+			i++
+			j++
+		case ia < ib:
+			union += x.rarity(a[i]) * float32(a[i].weight())
+			i++
+		default:
+			union += x.rarity(b[j]) * float32(b[j].weight())
+			j++
+		}
+	}
+	for ; i < len(a); i++ {
+		union += x.rarity(a[i]) * float32(a[i].weight())
+	}
+	for ; j < len(b); j++ {
+		union += x.rarity(b[j]) * float32(b[j].weight())
+	}
+	if union == 0 {
+		return 0
+	}
+	return float64(inter / union)
+}
+
+// similarity is similarityLocked, locking.
+func (x *Index) similarity(a, b []token) float64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.similarityLocked(a, b)
+}
+
+// bandKey folds a band number into its MinHash value.
+func bandKey(band int, v uint64) uint64 { return v ^ (uint64(band)+1)*0x9e3779b97f4a7c15 }
+
+// member is one assigned item.
+type member struct {
+	key   string // memKey or memberKey of the item
+	story string
+	at    time.Time
+	toks  []token       // the signature's tokens
+	next  [Bands]uint64 // seq of the next older item of each band
+}
+
+// New returns an empty index.
+func New(opts Options) *Index {
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.Threshold <= 0 {
+		opts.Threshold = DefaultThreshold
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	x := &Index{
+		opts: opts,
+		head: 1,
+		next: 1,
+		ids:  map[string]uint64{},
+	}
+	if opts.Store != nil {
+		x.kv = &kvStore{kv: opts.Store}
+	}
+	return x
+}
+
+// Len is the number of items held in memory.
+func (x *Index) Len() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return int(x.next - x.head)
+}
+
+// Assign returns the story of d: the story of the most similar item seen
+// within the window when one is similar enough (isNew false), else a new
+// story named after d (isNew true). With a Store, err reports a KV failure;
+// the story id returned alongside is then the in-memory answer, usable
+// when a possible duplicate alert is better than a delayed one.
+func (x *Index) Assign(ctx context.Context, d Doc) (storyID string, isNew bool, err error) {
+	var scratch [128]token
+	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
+	if x.kv == nil {
+		story, isNew := x.assignMem(memKey(d), d, sig)
+		return story, isNew, nil
+	}
+	return x.assignKV(ctx, memberKey(d), d, sig)
+}
+
+// assignMem is Assign without a store: look up, decide, insert, under one
+// lock so that concurrent near-duplicates still meet.
+func (x *Index) assignMem(key string, d Doc, sig signature) (string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if m := x.byKeyLocked(key); m != nil {
+		return m.story, false
+	}
+	story, isNew := newStoryID(d), true
+	if best, _ := x.bestLocked(sig, d.At); best != nil {
+		story, isNew = best.story, false
+	}
+	x.insertLocked(key, story, d.At, sig)
+	return story, isNew
+}
+
+// get returns the live item numbered seq, or nil.
+func (x *Index) getLocked(seq uint64) *member {
+	if seq < x.head || seq >= x.next {
+		return nil
+	}
+	return &x.ring[seq&uint64(len(x.ring)-1)]
+}
+
+func (x *Index) byKeyLocked(key string) *member {
+	m := x.getLocked(x.ids[key])
+	if m == nil || m.key != key {
+		return nil
+	}
+	return m
+}
+
+// bestLocked finds the most similar remembered item within the window.
+// The result points into the ring: use it before unlocking.
+func (x *Index) bestLocked(sig signature, at time.Time) (*member, float64) {
+	if len(sig.toks) < minTokens {
+		return nil, 0
+	}
+	var best *member
+	bestSim := 0.0
+	var seen [Bands * perBand]uint64
+	nseen := 0
+	for i, v := range sig.mins {
+		if v == noBand {
+			continue
+		}
+	cands:
+		for seq, n := x.bands.get(bandKey(i, v)), 0; n < perBand; n++ {
+			m := x.getLocked(seq)
+			if m == nil {
+				break
+			}
+			cur := seq
+			seq = m.next[i]
+			for _, s := range seen[:nseen] {
+				if s == cur {
+					continue cands
+				}
+			}
+			seen[nseen] = cur
+			nseen++
+			if !x.inWindow(m.at, at) {
+				continue
+			}
+			if sim := x.similarityLocked(sig.toks, m.toks); sim >= x.opts.Threshold && sim > bestSim {
+				best, bestSim = m, sim
+				if sim >= sureSimilarity {
+					return best, bestSim
+				}
+			}
+		}
+	}
+	return best, bestSim
+}
+
+func (x *Index) inWindow(a, b time.Time) bool {
+	d := a.Sub(b)
+	return d <= x.opts.Window && d >= -x.opts.Window
+}
+
+// insertLocked remembers an item (or updates the story of one already
+// held) and evicts what is too old or too many.
+func (x *Index) insertLocked(key, story string, at time.Time, sig signature) {
+	if m := x.byKeyLocked(key); m != nil {
+		m.story = story
+		return
+	}
+	if at.After(x.newest) {
+		x.newest = at
+	}
+	for x.head < x.next {
+		old := &x.ring[x.head&uint64(len(x.ring)-1)]
+		if x.next-x.head < uint64(x.opts.MaxEntries) && x.newest.Sub(old.at) <= x.opts.Window {
+			break
+		}
+		for _, t := range old.toks {
+			if d := &x.df[uint16(t.id())]; *d > 0 {
+				*d--
+			}
+		}
+		*old = member{} // let go of its strings and tokens
+		x.head++
+	}
+	if x.next-x.head >= uint64(len(x.ring)) {
+		x.growLocked()
+	}
+	seq := x.next
+	x.next++
+	m := &x.ring[seq&uint64(len(x.ring)-1)]
+	*m = member{key: key, story: story, at: at, toks: sig.toks}
+	for _, t := range sig.toks {
+		if d := &x.df[uint16(t.id())]; *d < ^uint8(0) {
+			*d++
+		}
+	}
+	x.ids[key] = seq
+	if len(sig.toks) >= minTokens {
+		for i, v := range sig.mins {
+			if v == noBand {
+				continue
+			}
+			k := bandKey(i, v)
+			m.next[i] = x.bands.swap(k, seq)
+		}
+	}
+	x.sweepLocked()
+}
+
+// growLocked doubles the ring (a power of two, so that a seq's slot is
+// seq&(len-1)); it starts small and grows with the items held.
+func (x *Index) growLocked() {
+	n := max(64, 2*len(x.ring))
+	ring := make([]member, n)
+	for seq := x.head; seq < x.next; seq++ {
+		ring[seq&uint64(n-1)] = x.ring[seq&uint64(len(x.ring)-1)]
+	}
+	x.ring = ring
+}
+
+// sweepLocked drops table entries that only lead to evicted items, once
+// they could outnumber the live ones; amortised, it is a small constant
+// per item.
+func (x *Index) sweepLocked() {
+	live := int(x.next - x.head)
+	if x.bands.n > 2*Bands*live+4096 {
+		x.bands.sweep(x.head)
+	}
+	if len(x.ids) > 2*live+4096 {
+		for k, seq := range x.ids {
+			if seq < x.head {
+				delete(x.ids, k)
+			}
+		}
+	}
+}
+
+// memKey names an item in an index without a store: its id, or its text
+// when it has none.
+func memKey(d Doc) string {
+	if d.ID != "" {
+		return d.ID
+	}
+	return "\x00text\x00" + d.Title + "\x00" + d.Text
+}
+
+// memberKey names an item in an index with a store, in memory and in KV
+// (where a key must be short and of a few safe characters): a hash of its
+// id, or of its text when it has none.
+func memberKey(d Doc) string {
+	h := sha256.New()
+	if d.ID != "" {
+		h.Write([]byte("id\x00"))
+		h.Write([]byte(d.ID))
+	} else {
+		h.Write([]byte("text\x00"))
+		h.Write([]byte(d.Title))
+		h.Write([]byte{0})
+		h.Write([]byte(d.Text))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// newStoryID names a story after its first item.
+func newStoryID(d Doc) string {
+	if d.ID != "" {
+		return d.ID
+	}
+	return "s-" + memberKey(d)
+}

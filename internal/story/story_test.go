@@ -1,0 +1,300 @@
+package story
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func TestAssign(t *testing.T) {
+	t.Parallel()
+	type doc struct {
+		id, title, text, lang string
+		at                    time.Duration // after t0
+	}
+	tests := []struct {
+		name string
+		a, b doc
+		same bool
+	}{
+		{
+			name: "reworded report of one story",
+			a:    doc{"a", "Chile's Codelco and SQM seal lithium partnership", "The state copper miner and SQM agreed to jointly run the Atacama salt flat lithium operations from 2031, the companies said.", "en", 0},
+			b:    doc{"b", "Codelco, SQM finalise Atacama lithium joint venture", "<p>Chile&#8217;s Codelco will control the joint venture that takes over lithium extraction in the Atacama salt flat from 2031, SQM said on Friday.</p>", "en", 3 * time.Hour},
+			same: true,
+		},
+		{
+			name: "same subject, different story",
+			a:    doc{"a", "Chile's Codelco and SQM seal lithium partnership", "The state copper miner and SQM agreed to jointly run the Atacama salt flat lithium operations from 2031, the companies said.", "en", 0},
+			b:    doc{"b", "Argentina approves Rio Tinto lithium project in Salta", "The provincial government gave environmental approval for the Rincon brine project, which aims to produce 60,000 tonnes of lithium carbonate a year.", "en", time.Hour},
+		},
+		{
+			name: "one story outside the window",
+			a:    doc{"a", "Chile's Codelco and SQM seal lithium partnership", "The state copper miner and SQM agreed to jointly run the Atacama salt flat lithium operations from 2031, the companies said.", "en", 0},
+			b:    doc{"b", "Codelco, SQM finalise Atacama lithium joint venture", "Chile's Codelco will control the joint venture that takes over lithium extraction in the Atacama salt flat from 2031, SQM said.", "en", 72 * time.Hour},
+		},
+		{
+			name: "accents and case folded",
+			a:    doc{"a", "Défense : la France commande 42 Rafale supplémentaires", "Le ministère des Armées a signé la commande de 42 avions Rafale auprès de Dassault Aviation, livrables à partir de 2027.", "fr", 0},
+			b:    doc{"b", "DEFENSE: LA FRANCE COMMANDE 42 RAFALE SUPPLEMENTAIRES", "Dassault Aviation livrera les 42 Rafale commandés par le ministère des Armées à partir de 2027.", "fr", time.Hour},
+			same: true,
+		},
+		{
+			name: "Chinese by character bigrams",
+			a:    doc{"a", "中国与巴西签署稀土合作协议", "两国政府在北京签署稀土勘探和加工合作协议，巴西将扩大对华稀土出口。", "zh", 0},
+			b:    doc{"b", "巴西与中国达成稀土合作协议", "中巴两国签署协议，在稀土勘探和加工领域开展合作。", "zh", time.Hour},
+			same: true,
+		},
+		{
+			name: "too little text to match",
+			a:    doc{"a", "Live updates", "", "en", 0},
+			b:    doc{"b", "Live updates", "", "en", time.Minute},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			x := New(Options{})
+			ctx := context.Background()
+			ida, newA, err := x.Assign(ctx, Doc{ID: tt.a.id, Title: tt.a.title, Text: tt.a.text, Lang: tt.a.lang, At: t0.Add(tt.a.at)})
+			if err != nil || !newA || ida != "a" {
+				t.Fatalf("first item: story %q new %v err %v, want a new story named a", ida, newA, err)
+			}
+			idb, newB, err := x.Assign(ctx, Doc{ID: tt.b.id, Title: tt.b.title, Text: tt.b.text, Lang: tt.b.lang, At: t0.Add(tt.b.at)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := idb == ida; got != tt.same || newB == tt.same {
+				t.Errorf("second item: story %q (new %v); same story = %v, want %v (similarity %.3f)", idb, newB, got, tt.same,
+					similarity(sign(tt.a.title, tt.a.text, tt.a.lang, nil).toks, sign(tt.b.title, tt.b.text, tt.b.lang, nil).toks))
+			}
+		})
+	}
+}
+
+func TestAssignSameItemTwice(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	ctx := context.Background()
+	d := Doc{ID: "item-1", Title: "Storm closes ports along the Baltic coast", Text: "Ferries between Germany and Sweden were cancelled as winds reached 120 km/h.", At: t0}
+	first, _, _ := x.Assign(ctx, d)
+	// A redelivered item keeps its story even if another story came first.
+	other := Doc{ID: "item-0", Title: "Baltic storm: ferries cancelled, ports closed", Text: "Winds of 120 km/h cancelled ferries between Germany and Sweden.", At: t0}
+	x.Assign(ctx, other)
+	again, isNew, _ := x.Assign(ctx, d)
+	if again != first || isNew {
+		t.Errorf("same item again: story %q new %v, want %q", again, isNew, first)
+	}
+}
+
+func TestBounded(t *testing.T) {
+	t.Parallel()
+	x := New(Options{MaxEntries: 100, Window: time.Hour})
+	ctx := context.Background()
+	for i := range 1000 {
+		x.Assign(ctx, Doc{ID: fmt.Sprint(i), Title: fmt.Sprintf("Item %d about topic %d", i, i%37), Text: fmt.Sprintf("Words w%d x%d y%d z%d", i, i*7, i*13, i%11), At: t0.Add(time.Duration(i) * time.Second)})
+	}
+	if n := x.Len(); n > 100 {
+		t.Errorf("index holds %d items, cap 100", n)
+	}
+	// Past the window everything goes, whatever the cap.
+	x.Assign(ctx, Doc{ID: "late", Title: "A much later item with its own words", Text: "Nothing like the others at all here", At: t0.Add(48 * time.Hour)})
+	if n := x.Len(); n != 1 {
+		t.Errorf("index holds %d items after the window passed, want 1", n)
+	}
+	live := 0
+	for i, k := range x.bands.keys {
+		if k != 0 && x.bands.seqs[i] >= x.head {
+			live++
+		}
+	}
+	if live > Bands {
+		t.Errorf("%d band values lead to one item", live)
+	}
+	if n := x.bands.n; n > 2*Bands*100+4096 {
+		t.Errorf("band table holds %d entries for at most 100 items", n)
+	}
+}
+
+func TestConcurrentAssign(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	ids := make([]string, 16)
+	for i := range ids {
+		wg.Go(func() {
+			ids[i], _, _ = x.Assign(ctx, Doc{ID: fmt.Sprint(i), Title: "Storm closes ports along the Baltic coast", Text: fmt.Sprintf("Ferries between Germany and Sweden were cancelled as winds reached 120 km/h (report %d).", i), At: t0})
+		})
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent reports of one story got ids %v", ids)
+		}
+	}
+}
+
+// TestFixtureQuality checks pairwise precision and recall on
+// testdata/stories.jsonl: reworded pairs of one story (en, de, fr, ja, zh)
+// and look-alikes on the same subject, some deliberately close to
+// boilerplate (two EU duty decisions, two Chinese control notices).
+func TestFixtureQuality(t *testing.T) {
+	t.Parallel()
+	fx := readJSONL(t, "testdata/stories.jsonl")
+	gold := map[string]string{}
+	for _, f := range fx {
+		gold[f.ID] = f.Group
+	}
+	s := reportScore(t, gold, assignAll(t, fx, Options{}))
+	// Floors at today's quality on this (hard) set: a regression guard.
+	// See the package's known limits: boilerplate-heavy look-alikes merge.
+	if s.Precision < minFixturePrecision || s.Recall < minFixtureRecall {
+		t.Errorf("precision %.3f recall %.3f, want at least %.2f and %.2f", s.Precision, s.Recall, minFixturePrecision, minFixtureRecall)
+	}
+}
+
+func TestScorePairs(t *testing.T) {
+	t.Parallel()
+	gold := map[string]string{"a": "g1", "b": "g1", "c": "", "d": "g2", "e": "g2"}
+	pred := map[string]string{"a": "1", "b": "1", "c": "1", "d": "4", "e": "5"}
+	s := scorePairs(gold, pred)
+	if s.TP != 1 || s.FP != 2 || s.FN != 1 {
+		t.Errorf("tp %d fp %d fn %d, want 1 2 1", s.TP, s.FP, s.FN)
+	}
+}
+
+// Quality floors on testdata/stories.jsonl (measured 0.58 / 0.85 when
+// written: four look-alikes share much boilerplate with a story, x02, x04,
+// x06 and x07, and two reworded pairs, s01 and s03, fall just short).
+const (
+	minFixturePrecision = 0.55
+	minFixtureRecall    = 0.80
+)
+
+func TestStopLen(t *testing.T) {
+	t.Parallel()
+	for _, l := range []string{stopEN, stopDE, stopFR} {
+		for w := range strings.FieldsSeq(l) {
+			if len(w) > maxStopLen {
+				t.Errorf("stop word %q is longer than maxStopLen %d", w, maxStopLen)
+			}
+		}
+	}
+}
+
+// TestSignatureFolds: forms that must meet as one token.
+func TestSignatureFolds(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ a, b, lang string }{
+		{"Défense", "DEFENSE", "fr"},
+		{"defence", "defended", "en"},
+		{"tariffs", "tariff", "en"},
+		{"tanks", "tank", "en"},
+		{"Polish", "Poland", "en"},
+		{"Chinese", "China's", "en"},
+		{"$400m", "400 million", "en"},
+		{"26,000", "26000", "en"},
+		{"１２０", "120", "ja"},
+		{"Zölle", "zolle", "de"},
+		{"レアアース", "レアアース", "ja"},
+	}
+	for _, tt := range tests {
+		a, b := sign(tt.a, "", tt.lang, nil), sign(tt.b, "", tt.lang, nil)
+		if len(a.toks) == 0 || similarity(a.toks, b.toks) != 1 {
+			t.Errorf("%q and %q: %d and %d tokens, similarity %.2f, want the same tokens", tt.a, tt.b, len(a.toks), len(b.toks), similarity(a.toks, b.toks))
+		}
+	}
+	for _, w := range []string{"the", "said", "und", "les", "の"} {
+		if s := sign(w, "", "", nil); len(s.toks) != 0 {
+			t.Errorf("%q gave %d tokens, want none (a stop word)", w, len(s.toks))
+		}
+	}
+}
+
+func FuzzSign(f *testing.F) {
+	for _, s := range []string{"", "Défense: la France commande 42 Rafale", "中国与巴西签署稀土合作协议", "<p>a &amp; b</p>", "26,000.5 $400m", strings.Repeat("word ", 500), "\xff\xfe", "ｆｕｌｌ１２"} {
+		f.Add(s, "en")
+	}
+	f.Fuzz(func(t *testing.T, s, lang string) {
+		sig := sign(s, s, lang, nil)
+		if len(sig.toks) > maxTokens {
+			t.Fatalf("%d tokens", len(sig.toks))
+		}
+		for i := 1; i < len(sig.toks); i++ {
+			if sig.toks[i].id() <= sig.toks[i-1].id() {
+				t.Fatal("tokens not sorted and unique")
+			}
+		}
+		if len(sig.toks) > 0 && similarity(sig.toks, sig.toks) != 1 {
+			t.Fatal("a signature is not similar to itself")
+		}
+	})
+}
+
+// TestRarity: once the index has seen several monthly trade-figure
+// stories, two more of them (different countries, same vocabulary) stay
+// apart, while two reports of one of them still meet.
+func TestRarity(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	ctx := context.Background()
+	background := []Doc{
+		{Title: "Korea's exports rise for a third month on chip shipments", Text: "Outbound shipments grew 6% in October from a year earlier, trade ministry data showed, while imports fell and the trade surplus widened."},
+		{Title: "German exports unexpectedly fall in September", Text: "Shipments abroad dropped 1.2% from the previous month, the statistics office said, with exports to the United States down sharply; the trade surplus narrowed."},
+		{Title: "Vietnam's trade surplus hits a record as electronics exports surge", Text: "Exports rose 14% in the first ten months, customs figures showed, with shipments to the United States up by a fifth."},
+		{Title: "Taiwan export orders beat forecasts", Text: "Orders rose 9% in September from a year earlier on demand for AI servers, the economy ministry said; shipments to the United States led the gains."},
+		{Title: "India's trade deficit widens as gold imports jump", Text: "Imports rose 16% in October while exports fell, commerce ministry figures showed; shipments to the United States slowed."},
+	}
+	for i, d := range background {
+		d.ID, d.At = fmt.Sprintf("bg%d", i), t0
+		x.Assign(ctx, d)
+	}
+	mexico := Doc{ID: "mx1", At: t0, Title: "Mexico's exports climb to a record on car shipments", Text: "Exports rose 7% in September from a year earlier, the statistics institute said, as shipments of vehicles to the United States grew; the trade surplus widened."}
+	thailand := Doc{ID: "th1", At: t0, Title: "Thai exports rise more than expected in September", Text: "Shipments abroad grew 5% from a year earlier, the commerce ministry said, on rice and electronics sales, with exports to the United States up 10%; the trade surplus widened."}
+	mexico2 := Doc{ID: "mx2", At: t0, Title: "Record month for Mexican exporters as auto sales abroad rise", Text: "Mexico's statistics institute said exports grew 7% in September, led by vehicles shipped to the United States."}
+	idM, _, _ := x.Assign(ctx, mexico)
+	if idT, _, _ := x.Assign(ctx, thailand); idT == idM {
+		t.Errorf("Thai trade figures joined the Mexican story")
+	}
+	if id2, _, _ := x.Assign(ctx, mexico2); id2 != idM {
+		t.Errorf("second report of the Mexican figures got story %q, want %q", id2, idM)
+	}
+}
+
+func TestBandTable(t *testing.T) {
+	t.Parallel()
+	var tb bandTable
+	if tb.get(42) != 0 {
+		t.Fatal("empty table has an entry")
+	}
+	for k := uint64(1); k <= 5000; k++ {
+		if old := tb.swap(k*7919, k); old != 0 {
+			t.Fatalf("new key %d replaced %d", k, old)
+		}
+	}
+	if old := tb.swap(7919, 9999); old != 1 {
+		t.Fatalf("swap returned %d, want 1", old)
+	}
+	tb.sweep(4001) // keeps keys 4001..5000 and the re-set first key
+	for k := uint64(1); k <= 5000; k++ {
+		want := k
+		switch {
+		case k == 1:
+			want = 9999
+		case k < 4001:
+			want = 0
+		}
+		if got := tb.get(k * 7919); got != want {
+			t.Fatalf("key %d: got %d, want %d", k, got, want)
+		}
+	}
+	if tb.n != 1001 {
+		t.Errorf("%d entries after the sweep, want 1001", tb.n)
+	}
+}
