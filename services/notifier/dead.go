@@ -25,9 +25,12 @@ type DeadLetter struct {
 	Receiver       string        `json:"receiver"`
 	IdempotencyKey string        `json:"idempotency_key"`
 	Items          []*event.Item `json:"items"`
-	Reason         string        `json:"reason"`
-	Attempts       int           `json:"attempts"`
-	Time           string        `json:"time"`
+	// Updates: which items are later reports of a story already alerted
+	// (item id → first report's id), so that a replay sends them as such.
+	Updates  map[string]string `json:"updates,omitempty"`
+	Reason   string            `json:"reason"`
+	Attempts int               `json:"attempts"`
+	Time     string            `json:"time"`
 }
 
 // ListDead writes one line per dead-lettered delivery still in the
@@ -158,7 +161,7 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 		return s.replayBatch(ctx, kv, sub, rt, dl)
 	}
 	it := dl.Items[0]
-	j := &job{sub: sub, rt: rt, item: it, batch: alert.NewBatch(sub.name, rt.kind, it), key: deliveredKey(sub.name, rt.kind, it.ID)}
+	j := newJob(sub, rt, it, dl.Updates[it.ID])
 
 	// Revive a dead entry so the pipeline attempts it again: a fresh
 	// budget, the same key.
@@ -200,7 +203,7 @@ func (s *Service) replayBatch(ctx context.Context, kv jetstream.KeyValue, sub *s
 	if s.allDone(ctx, kv, sub, rt, dl.Items) {
 		return replayAlreadyDone, ""
 	}
-	b := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: dl.IdempotencyKey, Items: dl.Items}
+	b := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: dl.IdempotencyKey, Items: dl.Items, Updates: updatesIn(dl.Updates, dl.Items)}
 	if b.Key == "" {
 		b.Key = alert.Key(sub.name, rt.kind, dl.Items...)
 	}
@@ -209,6 +212,9 @@ func (s *Service) replayBatch(ctx context.Context, kv jetstream.KeyValue, sub *s
 	}
 	s.markItems(context.WithoutCancel(ctx), kv, sub, rt, dl.Items, stateDone, "")
 	s.m.Notifications.WithLabelValues(rt.kind, telemetry.NotifySent).Inc()
+	if n := b.CountUpdates(); n > 0 {
+		s.storyUpdates.WithLabelValues(rt.kind).Add(float64(n))
+	}
 	return replayDone, ""
 }
 

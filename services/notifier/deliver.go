@@ -79,9 +79,12 @@ const (
 
 // job is one (subscriber, receiver) delivery of one item.
 type job struct {
-	sub   *subscriber
-	rt    route
-	item  *event.Item
+	sub  *subscriber
+	rt   route
+	item *event.Item
+	// first is the id of the first report of the item's story when the
+	// item is a later report (an update for this subscriber), else "".
+	first string
 	batch *alert.Batch
 	key   string
 }
@@ -111,24 +114,32 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	if md, err := msg.Metadata(); err == nil && md.NumDelivered >= uint64(s.maxDeliver()) {
 		last = true
 	}
+	kvHolder := s.kv.Load()
+
+	// First report of its story, or a later one? Decided once per
+	// subscriber, before any receiver sends, so that all agree.
+	firsts, err := s.storyRoles(ctx, kvHolder.kv, subs, it)
+	if err != nil {
+		if !last {
+			s.log.Warn("story log unavailable; will retry", "item_id", it.ID, "err", err)
+			_ = msg.NakWithDelay(s.opts.backoffMin)
+			return
+		}
+		// No redelivery follows: rather an extra alert than none.
+		s.log.Warn("story log unavailable on the last delivery; alerting as a first report", "item_id", it.ID, "err", err)
+		firsts = nil
+	}
 
 	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		delay    time.Duration
-		anyPend  bool
-		reasons  []string
-		kvHolder = s.kv.Load()
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		delay   time.Duration
+		anyPend bool
+		reasons []string
 	)
 	for _, sub := range subs {
 		for _, rt := range sub.receivers {
-			j := &job{
-				sub:   sub,
-				rt:    rt,
-				item:  it,
-				batch: alert.NewBatch(sub.name, rt.kind, it),
-				key:   deliveredKey(sub.name, rt.kind, it.ID),
-			}
+			j := newJob(sub, rt, it, firsts[sub])
 			wg.Go(func() {
 				o := s.deliver(ctx, kvHolder.kv, j, last)
 				if o.kind == pending && o.waiting && s.opts.parkAfter > 0 && o.delay >= s.opts.parkAfter &&
@@ -201,6 +212,17 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 			return outcome{kind: pending, delay: s.opts.backoffMin}
 		}
 		now := s.now()
+		if rec.State == "" && s.suppresses(j) {
+			err := s.suppress(ctx, kv, j, rec, rev)
+			if errors.Is(err, errConflict) {
+				continue
+			}
+			if err != nil {
+				log.Warn("delivered log unavailable; will retry", "err", err)
+				return outcome{kind: pending, delay: s.opts.backoffMin}
+			}
+			return outcome{kind: settled}
+		}
 		if rec.State == "" && s.holds(j, now) {
 			return s.enqueue(ctx, kv, j)
 		}
@@ -271,6 +293,9 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 				log.Warn("delivered, but could not record it", "err", err)
 			}
 			s.m.Notifications.WithLabelValues(j.rt.kind, telemetry.NotifySent).Inc()
+			if j.first != "" {
+				s.storyUpdates.WithLabelValues(j.rt.kind).Inc()
+			}
 			if ft := j.item.FetchedTime(); !ft.IsZero() {
 				s.m.PipelineLatency.Observe(max(now.Sub(ft), 0).Seconds())
 			}
@@ -343,6 +368,7 @@ func (s *Service) giveUp(ctx context.Context, kv jetstream.KeyValue, j *job, rec
 		Receiver:       j.rt.kind,
 		IdempotencyKey: j.batch.Key,
 		Items:          j.batch.Items,
+		Updates:        j.batch.Updates,
 		Reason:         reason,
 		Attempts:       rec.Attempts,
 		Time:           now.UTC().Format(time.RFC3339Nano),

@@ -163,8 +163,9 @@ type Service struct {
 	// a Config built in code rather than loaded.
 	notify config.Notify
 
-	duration *prometheus.HistogramVec
-	dead     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	dead         *prometheus.CounterVec
+	storyUpdates *prometheus.CounterVec
 
 	kv         atomic.Pointer[kvHolder]
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
@@ -241,9 +242,14 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		Name: "feedmon_notifications_dead_lettered_total",
 		Help: "Deliveries that failed for good and went to the dead-letter stream, by receiver.",
 	}, []string{"receiver"})
+	s.storyUpdates = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "feedmon_story_updates_total",
+		Help: "Later reports of a story already alerted, sent as updates or (per-item email) suppressed, by receiver.",
+	}, []string{"receiver"})
 	for _, r := range ReceiverNames(cfg) {
 		s.duration.WithLabelValues(r)
 		s.dead.WithLabelValues(r)
+		s.storyUpdates.WithLabelValues(r)
 	}
 	return s, nil
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/event"
-	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
 // Parking: a delivery whose next attempt is far off is taken out of NATS
@@ -34,6 +33,9 @@ type parked struct {
 	Receiver   string      `json:"receiver"`
 	Item       *event.Item `json:"item"`
 	Next       time.Time   `json:"next"`
+	// First: the id of the first report of the item's story when the item
+	// is an update for the subscriber.
+	First string `json:"first,omitempty"`
 }
 
 func parkKey(logKey string) string { return "park." + logKey }
@@ -43,7 +45,7 @@ const parkFilter = "park.>"
 // park keeps the delivery for the parker; true when it is safely stored
 // and the message may be acked.
 func (s *Service) park(ctx context.Context, kv jetstream.KeyValue, j *job, next time.Time) bool {
-	data, err := json.Marshal(parked{Subscriber: j.sub.name, Receiver: j.rt.kind, Item: j.item, Next: next})
+	data, err := json.Marshal(parked{Subscriber: j.sub.name, Receiver: j.rt.kind, Item: j.item, Next: next, First: j.first})
 	if err != nil {
 		return false
 	}
@@ -166,7 +168,7 @@ func (s *Service) unpark(ctx context.Context, kv jetstream.KeyValue, key string)
 		}
 		for _, rt := range sub.receivers {
 			if rt.kind == p.Receiver {
-				j = &job{sub: sub, rt: rt, item: p.Item, batch: alert.NewBatch(sub.name, rt.kind, p.Item), key: deliveredKey(sub.name, rt.kind, p.Item.ID)}
+				j = newJob(sub, rt, p.Item, p.First)
 			}
 		}
 	}

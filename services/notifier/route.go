@@ -25,6 +25,9 @@ type subscriber struct {
 	receivers []route
 	// sched holds alerts for a digest or quiet hours; nil = at once.
 	sched *Schedule
+	// groupStories: later reports of a story already alerted go out as
+	// updates (see story.go).
+	groupStories bool
 
 	// Filters; empty = any.
 	feeds    map[string]bool
@@ -75,7 +78,7 @@ func (s *Service) buildSubscribers() ([]*subscriber, error) {
 	var out []*subscriber
 	for i := range s.cfg.Subscribers {
 		cs := &s.cfg.Subscribers[i]
-		sub := &subscriber{name: cs.Name, topics: map[string]bool{}, minScore: cs.MinScore}
+		sub := &subscriber{name: cs.Name, topics: map[string]bool{}, minScore: cs.MinScore, groupStories: cs.GroupsStories()}
 		for _, f := range cs.Feeds {
 			if sub.feeds == nil {
 				sub.feeds = map[string]bool{}

@@ -106,6 +106,9 @@ func batchKey(sub, kind string) string { return "batch." + event.Token(sub) + ".
 type queued struct {
 	Item   *event.Item `json:"item"`
 	Queued time.Time   `json:"queued"`
+	// First: the id of the first report of the item's story when the item
+	// is an update for the subscriber.
+	First string `json:"first,omitempty"`
 }
 
 // batchRecord is the batch of held items being sent: its items are fixed
@@ -114,6 +117,9 @@ type queued struct {
 type batchRecord struct {
 	record
 	Items []*event.Item `json:"items"`
+	// Updates: which items are later reports of a story, and of which
+	// first report (alert.Batch.Updates).
+	Updates map[string]string `json:"updates,omitempty"`
 }
 
 // enqueue holds the item for the subscriber's schedule. The queue entry is
@@ -121,7 +127,7 @@ type batchRecord struct {
 // done before it removes their queue entries, so an item is never both
 // delivered and still held.
 func (s *Service) enqueue(ctx context.Context, kv jetstream.KeyValue, j *job) outcome {
-	data, err := json.Marshal(queued{Item: j.item, Queued: s.now()})
+	data, err := json.Marshal(queued{Item: j.item, Queued: s.now(), First: j.first})
 	if err != nil {
 		return outcome{kind: pending, delay: s.opts.backoffMin}
 	}
@@ -280,10 +286,17 @@ func (s *Service) makeBatch(ctx context.Context, kv jetstream.KeyValue, sub *sub
 	})
 	held = held[:min(len(held), maxItemsFor(rt.kind))]
 	items := make([]*event.Item, len(held))
+	var updates map[string]string
 	for i, q := range held {
 		items[i] = q.Item
+		if q.First != "" {
+			if updates == nil {
+				updates = map[string]string{}
+			}
+			updates[q.Item.ID] = q.First
+		}
 	}
-	br := batchRecord{record: record{State: stateRetry, Key: alert.Key(sub.name, rt.kind, items...), Updated: s.now()}, Items: items}
+	br := batchRecord{record: record{State: stateRetry, Key: alert.Key(sub.name, rt.kind, items...), Updated: s.now()}, Items: items, Updates: updates}
 	data, err := json.Marshal(br)
 	if err != nil {
 		return 0, fmt.Errorf("notifier: encode batch: %w", err)
@@ -362,7 +375,7 @@ func (s *Service) sendPending(ctx context.Context, kv jetstream.KeyValue, sub *s
 			return false
 		}
 
-		batch := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: br.Key, Items: br.Items}
+		batch := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: br.Key, Items: br.Items, Updates: updatesIn(br.Updates, br.Items)}
 		retry, sendErr := s.attempt(ctx, rt, batch)
 		wctx := context.WithoutCancel(ctx)
 		now = s.now()
@@ -371,6 +384,9 @@ func (s *Service) sendPending(ctx context.Context, kv jetstream.KeyValue, sub *s
 			s.markItems(wctx, kv, sub, rt, br.Items, stateDone, "")
 			s.cleanBatch(wctx, kv, sub, rt, br.Items)
 			s.m.Notifications.WithLabelValues(rt.kind, telemetry.NotifySent).Inc()
+			if n := batch.CountUpdates(); n > 0 {
+				s.storyUpdates.WithLabelValues(rt.kind).Add(float64(n))
+			}
 			for _, it := range br.Items {
 				if ft := it.FetchedTime(); !ft.IsZero() {
 					s.m.PipelineLatency.Observe(max(now.Sub(ft), 0).Seconds())
@@ -442,6 +458,7 @@ func (s *Service) deadBatch(ctx context.Context, kv jetstream.KeyValue, sub *sub
 		Receiver:       rt.kind,
 		IdempotencyKey: br.Key,
 		Items:          br.Items,
+		Updates:        updatesIn(br.Updates, br.Items),
 		Reason:         reason,
 		Attempts:       br.Attempts,
 		Time:           s.now().UTC().Format(time.RFC3339Nano),

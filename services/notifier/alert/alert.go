@@ -41,6 +41,114 @@ type Batch struct {
 	// delivery, so that the far side can drop a re-send.
 	Key   string
 	Items []*event.Item
+	// Updates marks the items that are later reports of a story the
+	// subscriber was already alerted to: item id → the id of the story's
+	// first report. Items not in it alert as usual. It is not part of the
+	// key: a delivery is the same delivery whatever its role.
+	Updates map[string]string
+}
+
+// Event kinds of a delivery, as the webhook and nats bodies and the
+// X-Feedmon-Event header name them.
+const (
+	// EventAlert: every item is the first report of its story (or has none).
+	EventAlert = "alert"
+	// EventUpdate: every item is a later report of a story already alerted.
+	EventUpdate = "update"
+	// EventMixed: both (a digest).
+	EventMixed = "mixed"
+)
+
+// FirstOf returns the id of the first report of its story when it is a
+// later report (an update), and false when it alerts as usual.
+func (b *Batch) FirstOf(it *event.Item) (string, bool) {
+	first, ok := b.Updates[it.ID]
+	return first, ok
+}
+
+// IsUpdate reports whether it is a later report of an alerted story.
+func (b *Batch) IsUpdate(it *event.Item) bool {
+	_, ok := b.Updates[it.ID]
+	return ok
+}
+
+// CountUpdates is how many of the batch's items are updates.
+func (b *Batch) CountUpdates() int {
+	n := 0
+	for _, it := range b.Items {
+		if b.IsUpdate(it) {
+			n++
+		}
+	}
+	return n
+}
+
+// Event is the batch's kind: EventAlert, EventUpdate or EventMixed.
+func (b *Batch) Event() string {
+	switch n := b.CountUpdates(); {
+	case n == 0:
+		return EventAlert
+	case n == len(b.Items):
+		return EventUpdate
+	}
+	return EventMixed
+}
+
+// Story is one story's items in a batch: its first report and the later
+// reports that follow it. Head is nil when the first report is not in the
+// batch (it was alerted earlier).
+type Story struct {
+	Head *event.Item
+	Also []*event.Item
+}
+
+// Stories groups the batch's items by story, in the order of their first
+// appearance: each first report with its later reports, then updates whose
+// first report went out earlier, one group per story.
+func (b *Batch) Stories() []Story {
+	var (
+		out    []Story
+		heads  = map[string]int{} // item id of a head -> index in out
+		orphan = map[string]int{} // first id of a headless story -> index in out
+	)
+	for _, it := range b.Items {
+		if !b.IsUpdate(it) {
+			heads[it.ID] = len(out)
+			out = append(out, Story{Head: it})
+		}
+	}
+	var tail []Story
+	for _, it := range b.Items {
+		first, ok := b.FirstOf(it)
+		if !ok {
+			continue
+		}
+		if i, ok := heads[first]; ok {
+			out[i].Also = append(out[i].Also, it)
+			continue
+		}
+		if i, ok := orphan[first]; ok {
+			tail[i].Also = append(tail[i].Also, it)
+			continue
+		}
+		orphan[first] = len(tail)
+		tail = append(tail, Story{Also: []*event.Item{it}})
+	}
+	return append(out, tail...)
+}
+
+// Source names where an item came from, for "also reported by": its feed's
+// title, else the host of its feed (or link), flattened to one line.
+func Source(it *event.Item) string {
+	if s := Sanitize(it.FeedTitle); s != "" {
+		return s
+	}
+	for _, raw := range []string{it.FeedURL, it.Link} {
+		if u, err := url.Parse(strings.TrimSpace(raw)); err == nil && u.Hostname() != "" {
+			return Sanitize(strings.TrimPrefix(u.Hostname(), "www."))
+		}
+	}
+	return "another source"
 }
 
 // NewBatch builds the batch of items for one receiver of one subscriber.
@@ -70,10 +178,15 @@ func Key(subscriber, receiver string, items ...*event.Item) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Body is the JSON document the webhook and nats receivers send.
+// Body is the JSON document the webhook and nats receivers send. Kind is
+// EventAlert, EventUpdate or EventMixed; Updates maps each item that is a
+// later report of an alerted story to that story's first report (omitted
+// when there is none).
 type Body struct {
-	Subscriber string        `json:"subscriber"`
-	Items      []*event.Item `json:"items"`
+	Subscriber string            `json:"subscriber"`
+	Kind       string            `json:"kind"`
+	Updates    map[string]string `json:"updates,omitempty"`
+	Items      []*event.Item     `json:"items"`
 }
 
 // MarshalBody encodes the batch as the contract's body. The encoding is
@@ -93,7 +206,17 @@ func MarshalBody(b *Batch) ([]byte, error) {
 			items[i] = &cp
 		}
 	}
-	if err := enc.Encode(Body{Subscriber: b.Subscriber, Items: items}); err != nil {
+	var updates map[string]string
+	for _, it := range b.Items {
+		if first, ok := b.FirstOf(it); ok {
+			if updates == nil {
+				updates = map[string]string{}
+			}
+			updates[it.ID] = first
+		}
+	}
+	// encoding/json writes map keys sorted: the same batch, the same bytes.
+	if err := enc.Encode(Body{Subscriber: b.Subscriber, Kind: b.Event(), Updates: updates, Items: items}); err != nil {
 		return nil, fmt.Errorf("alert: encode body: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil

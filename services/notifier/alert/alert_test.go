@@ -85,3 +85,79 @@ func TestSanitize(t *testing.T) {
 		}
 	}
 }
+
+func TestBatchStoryRoles(t *testing.T) {
+	t.Parallel()
+	a, b, c, d := &event.Item{ID: "a"}, &event.Item{ID: "b"}, &event.Item{ID: "c"}, &event.Item{ID: "d"}
+	tests := []struct {
+		name    string
+		items   []*event.Item
+		updates map[string]string
+		event   string
+		stories string // heads (or "-" for none) with their later reports
+		body    string // how the body starts
+	}{
+		{"alerts only", []*event.Item{a, b}, nil, alert.EventAlert, "a;b",
+			`{"subscriber":"s","kind":"alert","items":[{"id":"a",`},
+		{"update only", []*event.Item{b}, map[string]string{"b": "a"}, alert.EventUpdate, "-+b",
+			`{"subscriber":"s","kind":"update","updates":{"b":"a"},"items":[{"id":"b",`},
+		{"mixed body", []*event.Item{a, b}, map[string]string{"b": "a"}, alert.EventMixed, "a+b",
+			`{"subscriber":"s","kind":"mixed","updates":{"b":"a"},"items":[{"id":"a",`},
+		{"mixed digest", []*event.Item{b, a, c, d}, map[string]string{"b": "a", "d": "x", "z": "y"}, alert.EventMixed, "a+b;c;-+d", ""},
+		{"updates of an item outside the batch are left out", []*event.Item{a}, map[string]string{"z": "a"}, alert.EventAlert, "a", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			batch := alert.NewBatch("s", "webhook", tc.items...)
+			batch.Updates = tc.updates
+			if got := batch.Event(); got != tc.event {
+				t.Errorf("Event = %q, want %q", got, tc.event)
+			}
+			var parts []string
+			for _, st := range batch.Stories() {
+				p := "-"
+				if st.Head != nil {
+					p = st.Head.ID
+				}
+				for _, it := range st.Also {
+					p += "+" + it.ID
+				}
+				parts = append(parts, p)
+			}
+			if got := strings.Join(parts, ";"); got != tc.stories {
+				t.Errorf("Stories = %s, want %s", got, tc.stories)
+			}
+			body, err := alert.MarshalBody(batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(body), tc.body) {
+				t.Errorf("body\n got %s\nwant it to start with %s", body, tc.body)
+			}
+			if strings.Contains(string(body), `"z"`) {
+				t.Errorf("body names an item it does not carry: %s", body)
+			}
+			if batch.Key != alert.Key("s", "webhook", tc.items...) {
+				t.Error("the role changed the idempotency key")
+			}
+		})
+	}
+}
+
+func TestSource(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		it   *event.Item
+		want string
+	}{
+		{&event.Item{FeedTitle: "Wire\nService", FeedURL: "https://x.example/feed"}, "Wire Service"},
+		{&event.Item{FeedURL: "https://www.wire.example/rss"}, "wire.example"},
+		{&event.Item{Link: "https://post.example/a"}, "post.example"},
+		{&event.Item{}, "another source"},
+	} {
+		if got := alert.Source(tc.it); got != tc.want {
+			t.Errorf("Source(%+v) = %q, want %q", tc.it, got, tc.want)
+		}
+	}
+}

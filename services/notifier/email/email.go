@@ -2,6 +2,8 @@
 // multipart/alternative message (plain text and HTML) per batch. Item text
 // only ever reaches a header after CR, LF and other control characters are
 // flattened, and the library encodes it, so it can never add a header.
+// A digest lists later reports of a story under its first report ("Also
+// reported by"); the notifier sends no mail of its own for such a report.
 package email
 
 import (
@@ -18,6 +20,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
@@ -154,17 +157,20 @@ func (n *Notifier) Message(b *alert.Batch) (*mail.Msg, error) {
 	return m, nil
 }
 
-// Subject is the one-line subject of a batch, safe for a header.
+// Subject is the one-line subject of a batch, safe for a header. A digest
+// counts stories: later reports of a story are listed under its first.
 func Subject(b *alert.Batch) string {
 	var s string
-	switch len(b.Items) {
+	stories := b.Stories()
+	switch len(stories) {
 	case 0:
 		s = "feedmon alert"
 	case 1:
-		it := b.Items[0]
-		s = "[" + strings.Join(it.Topics, ", ") + "] " + it.Title
+		it, prefix := lead(stories[0])
+		s = prefix + "[" + strings.Join(it.Topics, ", ") + "] " + it.Title
 	default:
-		s = fmt.Sprintf("%d alerts: %s", len(b.Items), b.Items[0].Title)
+		it, _ := lead(stories[0])
+		s = fmt.Sprintf("%d alerts: %s", len(stories), it.Title)
 	}
 	s = alert.Sanitize(s)
 	if r := []rune(s); len(r) > maxSubject {
@@ -173,52 +179,93 @@ func Subject(b *alert.Batch) string {
 	return s
 }
 
+// lead is the item that stands for a story in a subject.
+func lead(st alert.Story) (*event.Item, string) {
+	if st.Head != nil {
+		return st.Head, ""
+	}
+	return st.Also[0], "Also reported: "
+}
+
 type itemView struct {
 	Title, Link, Source, Topics, Matched, Published, Summary string
+	// Also lists the later reports of the item's story.
+	Also []alsoView
+}
+
+// alsoView is one "Also reported by: <source> — <linked title>" line.
+type alsoView struct {
+	Source, Title, Link string
+}
+
+// storyView is an item with its story's later reports, or (Item nil) the
+// later reports of a story alerted in an earlier mail.
+type storyView struct {
+	Item *itemView
+	Also []alsoView
 }
 
 type batchView struct {
 	Subscriber string
-	Items      []itemView
+	Stories    []storyView
 }
 
 func view(b *alert.Batch) batchView {
 	v := batchView{Subscriber: b.Subscriber}
-	for _, it := range b.Items {
-		var terms []string
-		seen := map[string]bool{}
-		for _, t := range it.Topics {
-			for _, term := range it.Matches[t] {
-				if !seen[term] {
-					seen[term] = true
-					terms = append(terms, alert.Sanitize(term))
-				}
+	for _, st := range b.Stories() {
+		var sv storyView
+		if st.Head != nil {
+			iv := itemOf(st.Head)
+			sv.Item = &iv
+		}
+		for _, it := range st.Also {
+			title := alert.Sanitize(it.Title)
+			if title == "" {
+				title = "(untitled)"
 			}
+			sv.Also = append(sv.Also, alsoView{Source: alert.Source(it), Title: title, Link: alert.Sanitize(it.Link)})
 		}
-		pub := it.Published
-		if t, err := time.Parse(time.RFC3339, pub); err == nil {
-			pub = t.UTC().Format("2006-01-02 15:04 UTC")
-		}
-		title := alert.Sanitize(it.Title)
-		if title == "" {
-			title = "(untitled)"
-		}
-		v.Items = append(v.Items, itemView{
-			Title:     title,
-			Link:      alert.Sanitize(it.Link),
-			Source:    alert.Sanitize(it.FeedTitle),
-			Topics:    alert.Sanitize(strings.Join(it.Topics, ", ")),
-			Matched:   strings.Join(terms, ", "),
-			Published: alert.Sanitize(pub),
-			Summary:   it.Summary,
-		})
+		v.Stories = append(v.Stories, sv)
 	}
 	return v
 }
 
-const textTemplate = `{{range $i, $it := .Items}}{{if $i}}
+func itemOf(it *event.Item) itemView {
+	var terms []string
+	seen := map[string]bool{}
+	for _, t := range it.Topics {
+		for _, term := range it.Matches[t] {
+			if !seen[term] {
+				seen[term] = true
+				terms = append(terms, alert.Sanitize(term))
+			}
+		}
+	}
+	pub := it.Published
+	if t, err := time.Parse(time.RFC3339, pub); err == nil {
+		pub = t.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	title := alert.Sanitize(it.Title)
+	if title == "" {
+		title = "(untitled)"
+	}
+	return itemView{
+		Title:     title,
+		Link:      alert.Sanitize(it.Link),
+		Source:    alert.Sanitize(it.FeedTitle),
+		Topics:    alert.Sanitize(strings.Join(it.Topics, ", ")),
+		Matched:   strings.Join(terms, ", "),
+		Published: alert.Sanitize(pub),
+		Summary:   it.Summary,
+	}
+}
+
+// The templates show each story's first report in full and its later
+// reports as "Also reported by" lines under it; later reports of a story
+// mailed earlier stand under a line saying so.
+const textTemplate = `{{range $i, $st := .Stories}}{{if $i}}
 ----
-{{end}}{{$it.Title}}
+{{end}}{{with $it := $st.Item}}{{$it.Title}}
 {{if $it.Link}}{{$it.Link}}
 {{end}}{{if $it.Source}}Source: {{$it.Source}}
 {{end}}{{if $it.Topics}}Topics: {{$it.Topics}}
@@ -226,15 +273,18 @@ const textTemplate = `{{range $i, $it := .Items}}{{if $i}}
 {{end}}{{if $it.Published}}Published: {{$it.Published}}
 {{end}}{{if $it.Summary}}
 {{$it.Summary}}
-{{end}}{{end}}
+{{end}}{{else}}More reports of a story alerted earlier:
+{{end}}{{if $st.Also}}{{if $st.Item}}
+{{end}}{{range $st.Also}}Also reported by: {{.Source}} — {{.Title}}{{if .Link}} <{{.Link}}>{{end}}
+{{end}}{{end}}{{end}}
 -- 
 feedmon alerts for {{.Subscriber}}
 `
 
 const htmlTemplate = `<!DOCTYPE html>
 <html><body style="font-family: sans-serif">
-{{range $i, $it := .Items}}{{if $i}}<hr>{{end}}
-<h3>{{if $it.Link}}<a href="{{$it.Link}}">{{$it.Title}}</a>{{else}}{{$it.Title}}{{end}}</h3>
+{{range $i, $st := .Stories}}{{if $i}}<hr>{{end}}
+{{with $it := $st.Item}}<h3>{{if $it.Link}}<a href="{{$it.Link}}">{{$it.Title}}</a>{{else}}{{$it.Title}}{{end}}</h3>
 <p style="color: #555; font-size: 90%">
 {{if $it.Source}}<b>Source:</b> {{$it.Source}}<br>{{end}}
 {{if $it.Topics}}<b>Topics:</b> {{$it.Topics}}<br>{{end}}
@@ -242,7 +292,11 @@ const htmlTemplate = `<!DOCTYPE html>
 {{if $it.Published}}<b>Published:</b> {{$it.Published}}{{end}}
 </p>
 {{if $it.Summary}}<p>{{$it.Summary}}</p>{{end}}
-{{end}}
+{{else}}<p style="color: #555">More reports of a story alerted earlier:</p>
+{{end}}{{if $st.Also}}<ul style="color: #555; font-size: 90%">
+{{range $st.Also}}<li>Also reported by: {{.Source}} — {{if .Link}}<a href="{{.Link}}">{{.Title}}</a>{{else}}{{.Title}}{{end}}</li>
+{{end}}</ul>
+{{end}}{{end}}
 <p style="color: #888; font-size: 80%">feedmon alerts for {{.Subscriber}}</p>
 </body></html>
 `

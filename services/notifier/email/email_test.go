@@ -380,3 +380,50 @@ func TestFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestDigestGroupsStories: a digest shows each story's first report in
+// full and its later reports as "Also reported by" lines under it; later
+// reports of a story mailed earlier stand on their own.
+func TestDigestGroupsStories(t *testing.T) {
+	t.Parallel()
+	be := &backend{}
+	cfg, _ := startSMTP(t, be, "none")
+	first := item()
+	later := &event.Item{ID: "mail-2", FeedTitle: "Other <Wire>", Title: "Japan, EU seal <minerals> pact", Link: "javascript:alert(1)", Topics: []string{"trade"}}
+	orphan := &event.Item{ID: "mail-3", FeedURL: "https://www.wire.example/rss", Title: "Earlier story, new outlet", Link: "https://wire.example/3", Topics: []string{"trade"}}
+	b := alert.NewBatch("analysts", "email", later, first, orphan)
+	b.Updates = map[string]string{"mail-2": "mail-1", "mail-3": "mail-0"}
+	if _, err := email.New(cfg, config.Email{To: []string{"desk@example.org"}}).Notify(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	msg, parts := parse(t, be.messages()[0].data)
+	text, html := parts[0].body, parts[1].body
+	wantText := []string{
+		"EU & Japan agree on <rare earths>\nhttps://example.org/a?x=1&y=2\n",
+		"Second paragraph.\n\nAlso reported by: Other <Wire> — Japan, EU seal <minerals> pact <javascript:alert(1)>\n",
+		"\n----\nMore reports of a story alerted earlier:\nAlso reported by: wire.example — Earlier story, new outlet <https://wire.example/3>\n",
+	}
+	for _, want := range wantText {
+		if !strings.Contains(text, want) {
+			t.Errorf("text part lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "\n----\n"); n != 1 {
+		t.Errorf("%d separators, want 1 (two stories):\n%s", n, text)
+	}
+	for _, want := range []string{
+		"<li>Also reported by: Other &lt;Wire&gt; — <a href=\"#ZgotmplZ\">Japan, EU seal &lt;minerals&gt; pact</a></li>",
+		"<li>Also reported by: wire.example — <a href=\"https://wire.example/3\">Earlier story, new outlet</a></li>",
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("html part lacks %q:\n%s", want, html)
+		}
+	}
+	if strings.Contains(html, "javascript:") {
+		t.Error("html part links javascript:")
+	}
+	subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if want := "2 alerts: EU & Japan agree on <rare earths>"; subject != want {
+		t.Errorf("subject %q, want %q", subject, want)
+	}
+}

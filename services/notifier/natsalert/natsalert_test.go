@@ -54,6 +54,33 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+func TestPublishUpdate(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	batch := alert.NewBatch("analysts", "nats", &event.Item{ID: "u1", StoryID: "x1", Topics: []string{"trade"}})
+	batch.Updates = map[string]string{"u1": "x1"}
+	if retry, err := natsalert.New(b).Notify(ctx, batch); err != nil || retry {
+		t.Fatalf("Notify = %v, %v", retry, err)
+	}
+	st, err := b.JS.Stream(ctx, event.StreamAlerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, event.AlertsSubject("analysts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body alert.Body
+	if err := json.Unmarshal(msg.Data, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Kind != alert.EventUpdate || body.Updates["u1"] != "x1" || len(body.Items) != 1 || body.Items[0].ID != "u1" {
+		t.Errorf("body = %s", msg.Data)
+	}
+}
+
 func TestPublishFailureIsRetryable(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t)

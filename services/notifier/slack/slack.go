@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -104,56 +105,140 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 // Build renders the batch as a message: per item a section with the
 // linked title and summary, a context line with source, topics, matched
 // terms and publication time, and a divider between items.
+//
+// Later reports of a story already alerted (updates) are not alerts of
+// their own: a batch of updates only is one compact line per update,
+// "↳ Also reported by <source>: <linked title>" (see AlsoLine), and in a
+// digest such a line follows its story's first report. Slack would show
+// updates best as thread replies under the first alert, but an incoming
+// webhook cannot thread: it answers "ok", not the ts of the message it
+// posted, so there is nothing to reply to. Threading needs a bot token and
+// chat.postMessage, which feedmon does not use.
 func Build(b *alert.Batch) *Message {
+	if len(b.Items) > 0 && b.Event() == alert.EventUpdate {
+		return buildUpdates(b)
+	}
 	msg := &Message{}
-	maxItems := MaxItems
 	var titles []string
-	for i, it := range b.Items {
-		if i == maxItems {
-			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: []*Text{
-				mrkdwn(fmt.Sprintf("…and %d more", len(b.Items)-maxItems)),
-			}})
-			break
-		}
-		if i > 0 {
+	shown := 0
+	more := func() {
+		msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: []*Text{
+			mrkdwn(fmt.Sprintf("…and %d more", len(b.Items)-shown)),
+		}})
+	}
+stories:
+	for _, st := range b.Stories() {
+		if st.Head != nil {
+			if shown == MaxItems {
+				more()
+				break
+			}
+			if shown > 0 {
+				msg.Blocks = append(msg.Blocks, Block{Type: "divider"})
+			}
+			shown++
+			title := alert.Sanitize(st.Head.Title)
+			if title == "" {
+				title = "(untitled)"
+			}
+			titles = append(titles, title)
+			msg.Blocks = append(msg.Blocks, itemBlocks(st.Head, title)...)
+		} else if shown > 0 && shown < MaxItems {
 			msg.Blocks = append(msg.Blocks, Block{Type: "divider"})
 		}
-		title := alert.Sanitize(it.Title)
-		if title == "" {
-			title = "(untitled)"
-		}
-		titles = append(titles, title)
-
-		head := "*" + Escape(title, 300) + "*"
-		if link := safeLink(it.Link); link != "" {
-			head = "*<" + link + "|" + Escape(title, 300) + ">*"
-		}
-		text := head
-		if s := alert.Sanitize(it.Summary); s != "" {
-			text += "\n" + Escape(s, min(maxSummary, MaxSectionText-utf8.RuneCountInString(head)-1))
-		}
-		msg.Blocks = append(msg.Blocks, Block{Type: "section", Text: mrkdwn(text)})
-
-		var ctx []*Text
-		if src := alert.Sanitize(it.FeedTitle); src != "" {
-			ctx = append(ctx, mrkdwn("*Source:* "+Escape(src, MaxContextText-12)))
-		}
-		if len(it.Topics) > 0 {
-			ctx = append(ctx, mrkdwn("*Topics:* "+Escape(alert.Sanitize(strings.Join(it.Topics, ", ")), MaxContextText-12)))
-		}
-		if terms := matched(it.Topics, it.Matches); terms != "" {
-			ctx = append(ctx, mrkdwn("*Matched:* "+Escape(terms, MaxContextText-12)))
-		}
-		if p := published(it.Published); p != "" {
-			ctx = append(ctx, mrkdwn("*Published:* "+Escape(p, 100)))
-		}
-		if len(ctx) > 0 {
-			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: ctx})
+		for _, it := range st.Also {
+			if shown == MaxItems {
+				more()
+				break stories
+			}
+			shown++
+			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: []*Text{mrkdwn(AlsoLine(it))}})
 		}
 	}
 	fallback := strings.Join(titles, " · ")
 	if len(b.Items) > 1 {
 		fallback = fmt.Sprintf("%d alerts: %s", len(b.Items), fallback)
+	}
+	msg.Text = Escape(fallback, MaxFallbackText)
+	return msg
+}
+
+// itemBlocks are the section and context blocks of one alerted item.
+func itemBlocks(it *event.Item, title string) []Block {
+	head := "*" + Escape(title, 300) + "*"
+	if link := safeLink(it.Link); link != "" && len(link) <= maxLinkInLine {
+		head = "*<" + link + "|" + Escape(title, 300) + ">*"
+	}
+	text := head
+	if s := alert.Sanitize(it.Summary); s != "" {
+		text += "\n" + Escape(s, min(maxSummary, MaxSectionText-utf8.RuneCountInString(head)-1))
+	}
+	blocks := []Block{{Type: "section", Text: mrkdwn(text)}}
+
+	var ctx []*Text
+	if src := alert.Sanitize(it.FeedTitle); src != "" {
+		ctx = append(ctx, mrkdwn("*Source:* "+Escape(src, MaxContextText-12)))
+	}
+	if len(it.Topics) > 0 {
+		ctx = append(ctx, mrkdwn("*Topics:* "+Escape(alert.Sanitize(strings.Join(it.Topics, ", ")), MaxContextText-12)))
+	}
+	if terms := matched(it.Topics, it.Matches); terms != "" {
+		ctx = append(ctx, mrkdwn("*Matched:* "+Escape(terms, MaxContextText-12)))
+	}
+	if p := published(it.Published); p != "" {
+		ctx = append(ctx, mrkdwn("*Published:* "+Escape(p, 100)))
+	}
+	if len(ctx) > 0 {
+		blocks = append(blocks, Block{Type: "context", Elements: ctx})
+	}
+	return blocks
+}
+
+// alsoPrefix starts the line of an update.
+const alsoPrefix = "↳ Also reported by "
+
+// maxLinkInLine: a longer link is left out (the title stays, unlinked)
+// rather than push a text past Slack's limits, which would get the whole
+// message refused.
+const maxLinkInLine = 1500
+
+// AlsoLine is the mrkdwn line of an update: "↳ Also reported by <source>:
+// <linked title>", escaped like every other item text (no mention, no
+// link markup of the item's own can form).
+func AlsoLine(it *event.Item) string {
+	title := alert.Sanitize(it.Title)
+	if title == "" {
+		title = "(untitled)"
+	}
+	linked := Escape(title, 300)
+	if link := safeLink(it.Link); link != "" && len(link) <= maxLinkInLine {
+		linked = "<" + link + "|" + linked + ">"
+	}
+	return alsoPrefix + Escape(alert.Source(it), 100) + ": " + linked
+}
+
+// buildUpdates renders a batch of updates only: one compact section line
+// per update, no summary, no context.
+func buildUpdates(b *alert.Batch) *Message {
+	msg := &Message{}
+	var plain []string
+	for i, it := range b.Items {
+		if i == MaxItems {
+			msg.Blocks = append(msg.Blocks, Block{Type: "context", Elements: []*Text{
+				mrkdwn(fmt.Sprintf("…and %d more", len(b.Items)-MaxItems)),
+			}})
+			break
+		}
+		msg.Blocks = append(msg.Blocks, Block{Type: "section", Text: mrkdwn(AlsoLine(it))})
+		title := alert.Sanitize(it.Title)
+		if title == "" {
+			title = "(untitled)"
+		}
+		plain = append(plain, alsoPrefix+alert.Source(it)+": "+title)
+	}
+	fallback := strings.Join(plain, " · ")
+	if len(b.Items) > 1 {
+		fallback = fmt.Sprintf("%d updates: %s", len(b.Items), fallback)
 	}
 	msg.Text = Escape(fallback, MaxFallbackText)
 	return msg

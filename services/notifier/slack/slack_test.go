@@ -231,3 +231,112 @@ func TestStatusAndRedaction(t *testing.T) {
 		t.Errorf("Notify = %v, %v; want a retryable, redacted error", retry, err)
 	}
 }
+
+// TestUpdates: a later report of an alerted story is one compact line, as
+// safe as any alert; in a digest the line follows its story's first report.
+func TestUpdates(t *testing.T) {
+	t.Parallel()
+	first := &event.Item{ID: "f", FeedTitle: "Example", Title: "Tariff truce", Link: "https://example.org/f", Summary: "s", Topics: []string{"trade"}}
+	later := hostile()
+	orphan := &event.Item{ID: "o", FeedURL: "https://www.wire.example/rss", Title: "Old story, new outlet", Link: "javascript:alert(1)"}
+	tests := []struct {
+		name   string
+		items  []*event.Item
+		types  string // block types
+		lines  []string
+		assert func(t *testing.T, m *slack.Message)
+	}{
+		{
+			name: "update only", items: []*event.Item{later}, types: "section",
+			lines: []string{"↳ Also reported by Evil &lt;!everyone&gt; Feed &amp; Co: <https://example.org/a?x=1&amp;y=2%7C%3Cb%3E|&lt;!channel&gt; AT&amp;T &lt;@U024BE7LH&gt; wins &lt;https://evil.example|click me&gt; @\u200bhere second line>"},
+		},
+		{
+			name: "unsafe link is not linked", items: []*event.Item{orphan}, types: "section",
+			lines: []string{"↳ Also reported by wire.example: Old story, new outlet"},
+		},
+		{
+			name: "digest: lines under their first report", items: []*event.Item{later, first, orphan}, types: "section,context,context,divider,context",
+			assert: func(t *testing.T, m *slack.Message) {
+				if got := m.Blocks[2].Elements[0].Text; got != slack.AlsoLine(later) {
+					t.Errorf("line under the first report = %q", got)
+				}
+				if got := m.Blocks[4].Elements[0].Text; got != slack.AlsoLine(orphan) {
+					t.Errorf("orphan line = %q", got)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := alert.NewBatch("d", "slack", tc.items...)
+			b.Updates = map[string]string{later.ID: first.ID, orphan.ID: "earlier"}
+			m := slack.Build(b)
+			var types []string
+			for _, bl := range m.Blocks {
+				types = append(types, bl.Type)
+			}
+			if got := strings.Join(types, ","); got != tc.types {
+				t.Fatalf("blocks %s, want %s", got, tc.types)
+			}
+			for i, want := range tc.lines {
+				if got := m.Blocks[i].Text.Text; got != want {
+					t.Errorf("line %d\n got %q\nwant %q", i, got, want)
+				}
+			}
+			if tc.assert != nil {
+				tc.assert(t, m)
+			}
+			for _, s := range texts(m) {
+				for _, bad := range []string{"<!", "<@", "<#", "@here", "@channel", "@everyone", "javascript:"} {
+					if strings.Contains(strings.ToLower(s), strings.ToLower(bad)) {
+						t.Errorf("text %q contains %q", s, bad)
+					}
+				}
+			}
+			if m.Text == "" || strings.ContainsAny(m.Text, "<>\n") {
+				t.Errorf("fallback text %q", m.Text)
+			}
+		})
+	}
+}
+
+func TestUpdateLimits(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("<&>é", 5000)
+	var items []*event.Item
+	updates := map[string]string{}
+	for i := range 40 {
+		it := hostile()
+		it.ID = strings.Repeat("x", i+1)
+		it.Title, it.FeedTitle = long, long
+		it.Link = "https://example.org/" + strings.Repeat("a", 4000)
+		items = append(items, it)
+		if i%3 != 0 {
+			updates[it.ID] = "earlier"
+		}
+	}
+	for _, ups := range []map[string]string{updates, func() map[string]string {
+		all := map[string]string{}
+		for _, it := range items {
+			all[it.ID] = "earlier"
+		}
+		return all
+	}()} {
+		b := alert.NewBatch("d", "slack", items...)
+		b.Updates = ups
+		m := slack.Build(b)
+		if len(m.Blocks) > slack.MaxBlocks {
+			t.Errorf("%d blocks, limit %d", len(m.Blocks), slack.MaxBlocks)
+		}
+		for _, s := range texts(m) {
+			if utf8.RuneCountInString(s) > slack.MaxSectionText {
+				t.Errorf("a text has %d characters", utf8.RuneCountInString(s))
+			}
+		}
+		last := m.Blocks[len(m.Blocks)-1]
+		if last.Type != "context" || !strings.Contains(last.Elements[0].Text, "more") {
+			t.Errorf("no '…and N more' at the end: %+v", last)
+		}
+	}
+}

@@ -1,4 +1,5 @@
-// Package stdout prints one line per alert: topics, title, link.
+// Package stdout prints one line per alert: topics, title, link. A later
+// report of a story already alerted gets the same line behind UpdatePrefix.
 package stdout
 
 import (
@@ -11,6 +12,10 @@ import (
 
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
+
+// UpdatePrefix starts the line of an update: a later report of a story
+// the subscriber was already alerted to.
+const UpdatePrefix = "↳ also: "
 
 // Notifier writes alerts to a writer, one line per item.
 type Notifier struct {
@@ -45,6 +50,9 @@ func Format(topics []string, title, link string) string {
 func (n *Notifier) Notify(_ context.Context, b *alert.Batch) (retry bool, err error) {
 	var buf bytes.Buffer
 	for _, it := range b.Items {
+		if b.IsUpdate(it) {
+			buf.WriteString(UpdatePrefix)
+		}
 		buf.WriteString(Format(it.Topics, it.Title, it.Link))
 		buf.WriteByte('\n')
 	}

@@ -67,3 +67,32 @@ func TestNotifyWriteErrorRetries(t *testing.T) {
 		t.Errorf("Notify = %v, %v", retry, err)
 	}
 }
+
+func TestNotifyUpdate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		updates map[string]string
+		want    string
+	}{
+		{"alerts", nil, "[trade] one https://e.org/1\n[trade] two https://e.org/2\n"},
+		{"update", map[string]string{"2": "1"}, "[trade] one https://e.org/1\n↳ also: [trade] two https://e.org/2\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			b := alert.NewBatch("s", "stdout",
+				&event.Item{ID: "1", Title: "one", Link: "https://e.org/1", Topics: []string{"trade"}},
+				&event.Item{ID: "2", Title: "two", Link: "https://e.org/2", Topics: []string{"trade"}},
+			)
+			b.Updates = tc.updates
+			if retry, err := stdout.New(&buf).Notify(context.Background(), b); err != nil || retry {
+				t.Fatal(retry, err)
+			}
+			if buf.String() != tc.want {
+				t.Errorf("got %q, want %q", buf.String(), tc.want)
+			}
+		})
+	}
+}

@@ -1,5 +1,6 @@
 // Package webhook delivers alerts as a JSON POST, signed with HMAC-SHA256
-// when a secret is configured.
+// when a secret is configured. Later reports of a story already alerted
+// arrive as update events (body "kind", header X-Feedmon-Event).
 package webhook
 
 import (
@@ -22,6 +23,9 @@ import (
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderSignature      = "X-Feedmon-Signature"
+	// HeaderEvent says what the body is before it is parsed: alert,
+	// update (later reports of stories already alerted) or mixed.
+	HeaderEvent = "X-Feedmon-Event"
 )
 
 // Notifier posts to one webhook URL.
@@ -68,6 +72,7 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", version.UserAgent())
 	req.Header.Set(HeaderIdempotencyKey, b.Key)
+	req.Header.Set(HeaderEvent, b.Event())
 	if n.secret != nil {
 		req.Header.Set(HeaderSignature, Sign(n.secret, body))
 	}

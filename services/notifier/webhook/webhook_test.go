@@ -185,3 +185,57 @@ func TestTransportErrorsRetryAndRedact(t *testing.T) {
 		})
 	}
 }
+
+// TestEventKind: the body's kind and the X-Feedmon-Event header agree, and
+// an update names the first report of its story.
+func TestEventKind(t *testing.T) {
+	t.Parallel()
+	a := &event.Item{ID: "a", Topics: []string{"trade"}}
+	u := &event.Item{ID: "u", Topics: []string{"trade"}, StoryID: "a"}
+	tests := []struct {
+		name    string
+		items   []*event.Item
+		updates map[string]string
+		want    string
+	}{
+		{"alert", []*event.Item{a}, nil, alert.EventAlert},
+		{"update", []*event.Item{u}, map[string]string{"u": "a"}, alert.EventUpdate},
+		{"mixed", []*event.Item{a, u}, map[string]string{"u": "a"}, alert.EventMixed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				header string
+				body   []byte
+				sig    string
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				header, sig = r.Header.Get(webhook.HeaderEvent), r.Header.Get(webhook.HeaderSignature)
+				body, _ = io.ReadAll(r.Body)
+			}))
+			defer srv.Close()
+			b := alert.NewBatch("analysts", "webhook", tc.items...)
+			b.Updates = tc.updates
+			if retry, err := webhook.New(config.Webhook{URL: srv.URL, Secret: "s"}, srv.Client()).Notify(context.Background(), b); err != nil || retry {
+				t.Fatalf("Notify = %v, %v", retry, err)
+			}
+			var got struct {
+				Kind    string            `json:"kind"`
+				Updates map[string]string `json:"updates"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if header != tc.want || got.Kind != tc.want {
+				t.Errorf("header %q, kind %q; want %q", header, got.Kind, tc.want)
+			}
+			if len(got.Updates) != len(tc.updates) || got.Updates["u"] != tc.updates["u"] {
+				t.Errorf("updates = %v, want %v", got.Updates, tc.updates)
+			}
+			if sig != webhook.Sign([]byte("s"), body) {
+				t.Error("signature does not cover the body")
+			}
+		})
+	}
+}
