@@ -59,6 +59,9 @@ type Main struct {
 	Stdout io.Writer
 	// Name identifies this process's NATS connection.
 	Name string
+	// PollerOptions are passed to the poller (the benchmark turns the
+	// per-host gap off: all its feeds are on one local host).
+	PollerOptions []poller.Option
 
 	Registry  *prometheus.Registry
 	Metrics   *telemetry.Metrics
@@ -115,7 +118,7 @@ func (m *Main) Start(ctx context.Context) error {
 		var err error
 		switch name {
 		case Poller:
-			var opts []poller.Option
+			opts := append([]poller.Option(nil), m.PollerOptions...)
 			if b.Embedded() != nil {
 				// Only this process can use an embedded store, so its
 				// poller may take back its own leases at once after a

@@ -55,10 +55,38 @@ func (f *feed) gaugeState(self string) string {
 	return f.shown
 }
 
+// hostState is what the scheduler knows of one host: polls in flight, the
+// earliest start of the next one, and the due feeds waiting for it. A host
+// with waiting feeds sits once in the host heap, ordered by notBefore, so
+// that a thousand feeds of one host cost one heap entry while they wait for
+// its gap, not a thousand that are popped and pushed back at every tick.
 type hostState struct {
 	inflight  int
 	notBefore time.Time
 	waiting   []*feed
+	hidx      int // index in the host heap, -1 when not in it
+}
+
+type hostHeap []*hostState
+
+func (h hostHeap) Len() int           { return len(h) }
+func (h hostHeap) Less(i, j int) bool { return h[i].notBefore.Before(h[j].notBefore) }
+func (h hostHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *hostHeap) Push(x any) {
+	hs := x.(*hostState)
+	hs.hidx = len(*h)
+	*h = append(*h, hs)
+}
+func (h *hostHeap) Pop() any {
+	old := *h
+	hs := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	hs.hidx = -1
+	return hs
 }
 
 // loop is the scheduler: it starts each feed's poll when due and its
@@ -67,6 +95,7 @@ type hostState struct {
 func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 	var (
 		due      dueHeap
+		waiting  hostHeap
 		feeds    = map[string]*feed{}
 		hosts    = map[string]*hostState{}
 		done     = make(chan *feed, s.poll.Workers)
@@ -122,37 +151,62 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 	}
 	apply()
 
+	start := func(f *feed, hs *hostState, now time.Time) {
+		hs.inflight++
+		hs.notBefore = now.Add(s.gap)
+		inflight++
+		f.inflight = true
+		go func() {
+			s.pollFeed(workCtx, f)
+			done <- f
+		}()
+	}
+	// queue puts a host with waiting feeds in the host heap (once).
+	queue := func(hs *hostState) {
+		if len(hs.waiting) > 0 && hs.hidx < 0 && hs.inflight < s.poll.PerHost {
+			heap.Push(&waiting, hs)
+		}
+	}
+
 	for {
 		now := s.clock.Now()
 		for inflight < s.poll.Workers && due.Len() > 0 && !due[0].due.After(now) {
 			f := heap.Pop(&due).(*feed)
 			hs := hosts[f.host]
 			if hs == nil {
-				hs = &hostState{}
+				hs = &hostState{hidx: -1}
 				hosts[f.host] = hs
 			}
-			if hs.inflight >= s.poll.PerHost {
+			if hs.inflight >= s.poll.PerHost || now.Before(hs.notBefore) || len(hs.waiting) > 0 {
+				// The host is busy or in its gap: wait in its line.
 				hs.waiting = append(hs.waiting, f)
+				queue(hs)
 				continue
 			}
-			if now.Before(hs.notBefore) {
-				f.due = hs.notBefore
-				heap.Push(&due, f)
-				continue
+			start(f, hs, now)
+		}
+		for inflight < s.poll.Workers && waiting.Len() > 0 && !waiting[0].notBefore.After(now) {
+			hs := heap.Pop(&waiting).(*hostState)
+			for len(hs.waiting) > 0 {
+				f := hs.waiting[0]
+				hs.waiting[0] = nil
+				hs.waiting = hs.waiting[1:]
+				if !f.removed {
+					start(f, hs, now)
+					break
+				}
 			}
-			hs.inflight++
-			hs.notBefore = now.Add(s.gap)
-			inflight++
-			f.inflight = true
-			go func() {
-				s.pollFeed(workCtx, f)
-				done <- f
-			}()
+			queue(hs)
 		}
 
 		wait := time.Hour
-		if due.Len() > 0 && inflight < s.poll.Workers {
-			wait = max(due[0].due.Sub(now), 0)
+		if inflight < s.poll.Workers {
+			if due.Len() > 0 {
+				wait = max(due[0].due.Sub(now), 0)
+			}
+			if waiting.Len() > 0 {
+				wait = min(wait, max(waiting[0].notBefore.Sub(now), 0))
+			}
 		}
 		timer.Reset(wait)
 
@@ -177,16 +231,12 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				// The server asked us to slow down: that holds for every
 				// feed on the host, not just this one.
 				hs.notBefore = later(hs.notBefore, s.clock.Now().Add(f.hostDelay))
-			}
-			// A slot on the host is free: the longest waiting feed gets it.
-			for len(hs.waiting) > 0 {
-				w := hs.waiting[0]
-				hs.waiting = hs.waiting[1:]
-				if !w.removed {
-					heap.Push(&due, w)
-					break
+				if hs.hidx >= 0 {
+					heap.Fix(&waiting, hs.hidx)
 				}
 			}
+			// A slot on the host is free: its line moves on.
+			queue(hs)
 			if f.removed {
 				go s.releaseLease(workCtx, f)
 				continue
