@@ -21,7 +21,8 @@
 //     matches "anti-dumping", "anti dumping" and "antidumping".
 //   - Chinese and Japanese terms match as substrings (no word boundaries).
 //   - "A NEAR/n B" matches when A and B occur within n words of each other
-//     in either order; A and B may list alternatives with "|":
+//     in either order, both in the title or both in the summary; A and B
+//     may list alternatives with "|":
 //     "export|exports NEAR/3 ban|curb|control". In Chinese and Japanese
 //     each character counts as a word.
 //
@@ -175,6 +176,12 @@ func Parse(b []byte) (Set, error) {
 // name is added, one with a built-in's name replaces it, and one with
 // `disabled: true` removes it. The result is validated as a whole, because
 // a user topic may require groups of a built-in one.
+//
+// The built-in topics refer to each other's groups (trade counts a minerals
+// deal only next to rare_earths words). When a user disables or replaces a
+// built-in, a built-in topic kept as it is drops its references to groups
+// that are gone; a group left with none of its required groups can never
+// be met and is dropped with them.
 func Effective(user Set) (Set, error) {
 	out := Builtin()
 	for name, t := range user {
@@ -183,6 +190,12 @@ func Effective(user Set) (Set, error) {
 			continue
 		}
 		out[name] = t
+	}
+	for _, name := range BuiltinOrder() {
+		if _, replaced := user[name]; replaced || out[name] == nil {
+			continue
+		}
+		out[name].pruneRefs(out)
 	}
 	if err := user.validateTopics(); err != nil {
 		return nil, err
@@ -194,4 +207,49 @@ func Effective(user Set) (Set, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// pruneRefs drops cross-topic requires that name a group missing from s,
+// and the groups (and their negatives' mentions) left unsatisfiable.
+func (t *Topic) pruneRefs(s Set) {
+	has := func(ref string) bool {
+		tn, gn, cross := strings.Cut(ref, ".")
+		if !cross {
+			return true
+		}
+		rt := s[tn]
+		return rt != nil && !rt.Disabled && slices.ContainsFunc(rt.Groups, func(g Group) bool { return g.Name == gn })
+	}
+	dropped := map[string]bool{}
+	for changed := true; changed; {
+		changed = false
+		kept := t.Groups[:0]
+		for _, g := range t.Groups {
+			if len(g.Requires) > 0 {
+				req := slices.DeleteFunc(slices.Clone(g.Requires), func(r string) bool { return !has(r) || dropped[r] })
+				if len(req) == 0 {
+					dropped[g.Name] = true
+					changed = true
+					continue
+				}
+				g.Requires = req
+			}
+			kept = append(kept, g)
+		}
+		t.Groups = kept
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	negs := t.Negatives[:0]
+	for _, n := range t.Negatives {
+		if len(n.Groups) > 0 {
+			n.Groups = slices.DeleteFunc(n.Groups, func(g string) bool { return dropped[g] })
+			if len(n.Groups) == 0 {
+				continue // it limited itself to groups that are gone
+			}
+		}
+		negs = append(negs, n)
+	}
+	t.Negatives = negs
 }

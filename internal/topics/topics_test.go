@@ -2,6 +2,7 @@ package topics
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,6 +77,46 @@ func TestEffective(t *testing.T) {
 	}
 	if eff, err := Effective(nil); err != nil || len(eff) != 3 {
 		t.Errorf("Effective(nil) = %d topics, %v", len(eff), err)
+	}
+}
+
+// TestEffectiveBuiltinCrossReferences: disabling or replacing one built-in
+// keeps the others valid; their groups that need the missing one go.
+func TestEffectiveBuiltinCrossReferences(t *testing.T) {
+	t.Parallel()
+	for _, name := range BuiltinOrder() {
+		for _, user := range []Set{
+			{name: {Disabled: true}},
+			{name: {Terms: []string{"x"}}},
+		} {
+			eff, err := Effective(user)
+			if err != nil {
+				t.Errorf("%s %+v: %v", name, user[name], err)
+				continue
+			}
+			for tn, tp := range eff {
+				for _, g := range tp.Groups {
+					for _, r := range g.Requires {
+						if rt, _, ok := strings.Cut(r, "."); ok && rt == name {
+							t.Errorf("%s.%s still requires %s of the disabled or replaced topic", tn, g.Name, r)
+						}
+					}
+				}
+			}
+		}
+	}
+	eff, err := Effective(Set{RareEarths: {Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range eff[Trade].Groups {
+		if g.Name == "minerals_deals" {
+			t.Errorf("trade.minerals_deals kept without rare_earths: %+v", g)
+		}
+	}
+	// The built-ins themselves are not modified by pruning.
+	if b := Builtin(); !slices.ContainsFunc(b[Trade].Groups, func(g Group) bool { return g.Name == "minerals_deals" }) {
+		t.Error("Builtin lost trade.minerals_deals")
 	}
 }
 

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"slices"
+	"unsafe"
 )
 
 // automaton is an Aho–Corasick matcher over the bytes of normalised text.
@@ -19,23 +20,32 @@ import (
 // classes (only bytes that occur in some pattern are distinguished), and
 // the shallowest states — where the scan spends nearly all its time,
 // because almost every text position fails back near the root — get a
-// dense row of the complete transition function, within a memory budget. Deeper states keep a sorted edge list
-// and a failure link; following failure links costs amortised O(1) per byte.
+// dense row of the complete transition function, within a memory budget.
+// Deeper states keep a sorted edge list and a failure link; following
+// failure links costs amortised O(1) per byte.
 type automaton struct {
 	class  [256]uint16
 	nclass int
 	states []acState
 	edges  []acEdge
-	delta  []int32 // dense rows, nclass entries each
-	// delta16 is delta in 16 bits when every state id fits, halving the
-	// table so more of it stays in cache (the built-ins fit).
-	delta16 []uint16
+	// The dense rows: states 0..nDense-1 (the shallowest, in breadth-first
+	// order) have a row of stride entries, the complete transition
+	// function; stride is a power of two so a row starts at state<<shift.
+	// An entry is the target state, with the top bit (slow) set when the
+	// target has output or is sparse, so the scan loop's common case is a
+	// load, a shift and a test. Entries are 16 bits when every state id fits
+	// in 15 (the built-ins do), halving the table so more of it stays in
+	// cache; 32 bits otherwise. Exactly one of trans16, trans32 is set.
+	trans16 []uint16
+	trans32 []uint32
+	stride  int
+	shift   uint
 	// outs holds each state's own pattern ids; acState.outLink chains to
 	// the next state (along failure links) that has output.
 	outs []int32
 	// patLen is each pattern's length in bytes.
 	patLen []int32
-	// nDense: states 0..nDense-1 have dense rows (delta[s*nclass:]).
+	// nDense: states 0..nDense-1 have dense rows.
 	nDense int
 	// hasOut[s]: some pattern ends in state s.
 	hasOut []bool
@@ -43,7 +53,6 @@ type automaton struct {
 
 type acState struct {
 	fail    int32
-	dense   int32 // row in delta, or -1
 	eFirst  int32 // edges[eFirst : eFirst+eN], sorted by class
 	eN      int32
 	oFirst  int32 // outs[oFirst : oFirst+oN]
@@ -56,15 +65,22 @@ type acEdge struct {
 	to    int32
 }
 
-// maxDenseEntries bounds the dense rows (memory: 4 B per entry). States
-// get rows in breadth-first order, shallowest first, until the budget is
-// spent: the built-in topics fit entirely (a full DFA); ten thousand user
-// terms get rows for their first few levels.
-const maxDenseEntries = 1 << 20
+// maxDenseEntries bounds the dense rows (memory: 2 or 4 B per entry).
+// States get rows in breadth-first order, shallowest first, until the
+// budget is spent: the built-in topics fit entirely (a full DFA, about
+// 3 MB); ten thousand user terms get rows for their first few levels,
+// where the scan spends nearly all its time.
+const maxDenseEntries = 1 << 21
 
 // buildAutomaton compiles the patterns; pattern i is reported as id i.
 // Empty patterns are never reported.
 func buildAutomaton(patterns []string) *automaton {
+	return buildAutomatonBudget(patterns, maxDenseEntries)
+}
+
+// buildAutomatonBudget is buildAutomaton with a given dense-row budget
+// (tests use a small one to exercise sparse states).
+func buildAutomatonBudget(patterns []string, budget int) *automaton {
 	a := &automaton{}
 	// Byte classes.
 	var used [256]bool
@@ -79,6 +95,11 @@ func buildAutomaton(patterns []string) *automaton {
 			a.class[b] = uint16(a.nclass)
 			a.nclass++
 		}
+	}
+	a.stride, a.shift = 1, 0
+	for a.stride < a.nclass {
+		a.stride <<= 1
+		a.shift++
 	}
 
 	// Trie, with children in a map during construction only.
@@ -130,7 +151,7 @@ func buildAutomaton(patterns []string) *automaton {
 	a.hasOut = make([]bool, len(nodes))
 	for id, old := range bfs {
 		st := &a.states[id]
-		st.dense, st.outLink = -1, -1
+		st.outLink = -1
 		keys := make([]uint16, 0, len(nodes[old].next))
 		for c := range nodes[old].next {
 			keys = append(keys, c)
@@ -145,8 +166,9 @@ func buildAutomaton(patterns []string) *automaton {
 	}
 
 	// In id (= breadth-first) order: failure links, output links and dense
-	// rows. A state's failure target is shallower, so it is complete when
-	// we need it.
+	// rows (of plain state ids at first). A state's failure target is
+	// shallower, so it is complete when we need it.
+	var rows []int32
 	for s := int32(0); s < int32(len(a.states)); s++ {
 		st := &a.states[s]
 		if s != 0 {
@@ -158,48 +180,80 @@ func buildAutomaton(patterns []string) *automaton {
 			}
 		}
 		a.hasOut[s] = st.oN > 0 || st.outLink >= 0
-		if (a.nDense+1)*a.nclass <= maxDenseEntries {
-			st.dense = int32(a.nDense)
+		if s == 0 || (a.nDense+1)*a.stride <= budget { // the root always has a row
 			a.nDense++
-			row := make([]int32, a.nclass)
+			row := make([]int32, a.stride)
 			if s != 0 {
 				for c := range a.nclass {
-					row[c] = a.step(st.fail, uint16(c))
+					row[c] = a.stepRows(rows, st.fail, uint16(c))
 				}
 			}
 			for _, e := range a.edges[st.eFirst : st.eFirst+st.eN] {
 				row[e.class] = e.to
 			}
-			a.delta = append(a.delta, row...)
+			rows = append(rows, row...)
 		}
 		for _, e := range a.edges[st.eFirst : st.eFirst+st.eN] {
 			if s == 0 {
 				a.states[e.to].fail = 0
 			} else {
-				a.states[e.to].fail = a.step(st.fail, e.class)
+				a.states[e.to].fail = a.stepRows(rows, st.fail, e.class)
 			}
 		}
 	}
-	if len(a.states) <= 1<<16 {
-		a.delta16 = make([]uint16, len(a.delta))
-		for i, v := range a.delta {
-			a.delta16[i] = uint16(v)
-		}
-		a.delta = nil
+	// Now every state's output flag is known: encode the rows.
+	if len(a.states) < 1<<15 {
+		a.trans16 = encodeRows[uint16](a, rows)
+	} else {
+		a.trans32 = encodeRows[uint32](a, rows)
 	}
 	return a
+}
+
+// encodeRows sets the slow bit (the top bit of T) on entries whose target
+// has output or no dense row.
+func encodeRows[T uint16 | uint32](a *automaton, rows []int32) []T {
+	slow := T(1) << (8*unsafe.Sizeof(T(0)) - 1)
+	out := make([]T, len(rows))
+	for i, t := range rows {
+		e := T(t)
+		if a.hasOut[t] || int(t) >= a.nDense {
+			e |= slow
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// stepRows is step during construction, over rows of plain state ids.
+func (a *automaton) stepRows(rows []int32, s int32, c uint16) int32 {
+	for {
+		st := &a.states[s]
+		if int(s) < a.nDense && len(rows) > int(s)*a.stride {
+			return rows[int(s)*a.stride+int(c)]
+		}
+		for _, e := range a.edges[st.eFirst : st.eFirst+st.eN] {
+			if e.class == c {
+				return e.to
+			} else if e.class > c {
+				break
+			}
+		}
+		s = st.fail
+	}
 }
 
 // step returns the state after reading a byte of class c in state s.
 func (a *automaton) step(s int32, c uint16) int32 {
 	for {
-		st := &a.states[s]
-		if st.dense >= 0 {
-			if a.delta16 != nil {
-				return int32(a.delta16[int(st.dense)*a.nclass+int(c)])
+		if int(s) < a.nDense {
+			i := int(s)<<a.shift + int(c)
+			if a.trans16 != nil {
+				return int32(a.trans16[i] &^ (1 << 15))
 			}
-			return a.delta[int(st.dense)*a.nclass+int(c)]
+			return int32(a.trans32[i] &^ (1 << 31))
 		}
+		st := &a.states[s]
 		for _, e := range a.edges[st.eFirst : st.eFirst+st.eN] {
 			if e.class == c {
 				return e.to
@@ -221,40 +275,93 @@ type rawHit struct {
 
 // scan appends every occurrence of every pattern in text to hits, in order
 // of end position.
+//
+// The common case, a dense state whose next state has no output, runs in
+// run16 or run32: a load, a shift and a test per byte, in a function small
+// enough that the state stays in a register. scan handles the rest: output,
+// and sparse states. Token positions are counted only when a pattern ends,
+// over the bytes since the previous one.
 func (a *automaton) scan(text []byte, hits []rawHit) []rawHit {
-	if a.delta16 != nil {
-		return scanRows(a, a.delta16, text, hits)
+	nDense := int32(a.nDense)
+	s := uint32(0) // the root
+	tok, counted := int32(0), 0
+	for i := 0; i < len(text); i++ {
+		var st int32
+		if a.trans16 != nil {
+			var e uint32
+			if i, e = run16(a.trans16, &a.class, text, i, s, a.shift); i >= len(text) {
+				break
+			}
+			st = int32(e &^ (1 << 15))
+		} else {
+			var e uint32
+			if i, e = run32(a.trans32, &a.class, text, i, s, a.shift); i >= len(text) {
+				break
+			}
+			st = int32(e &^ (1 << 31))
+		}
+		for {
+			if a.hasOut[st] {
+				for ; counted <= i; counted++ {
+					if b := text[counted]; b == ' ' || b >= 0xE0 {
+						tok++
+					}
+				}
+				hits = a.emit(st, i, tok, hits)
+			}
+			if st < nDense || i+1 >= len(text) {
+				break
+			}
+			// A sparse state: follow edges and failure links until the
+			// scan is back among the dense states.
+			i++
+			st = a.step(st, a.class[text[i]])
+		}
+		if st >= nDense {
+			break // the text ended in a sparse state
+		}
+		s = uint32(st)
 	}
-	return scanRows(a, a.delta, text, hits)
+	return hits
 }
 
-// scanRows is the scan loop for either width of dense table. Token
-// positions are counted only when a pattern ends, over the bytes since the
-// previous one, so the per-byte loop is a table lookup and a flag test.
-func scanRows[T uint16 | int32](a *automaton, delta []T, text []byte, hits []rawHit) []rawHit {
-	s := int32(0)
-	tok, counted := int32(0), 0
-	nclass, nDense, hasOut, class := a.nclass, int32(a.nDense), a.hasOut, &a.class
-	for i := 0; i < len(text); i++ {
-		c := class[text[i]]
-		if s < nDense {
-			s = int32(delta[int(s)*nclass+int(c)])
-		} else {
-			s = a.step(s, c)
+// run16 advances from dense state s over text[i:] while the entries have
+// no slow bit. It returns the index of the byte whose entry has it, with
+// the entry, or len(text). It is kept out of line so that its loop gets
+// the registers to itself.
+//
+//go:noinline
+func run16(trans []uint16, class *[256]uint16, text []byte, i int, s uint32, shift uint) (int, uint32) {
+	for ; i < len(text); i++ {
+		e := uint32(trans[int(s<<(shift&31))+int(class[text[i]])])
+		if e&(1<<15) != 0 {
+			return i, e
 		}
-		if !hasOut[s] {
-			continue
+		s = e
+	}
+	return i, 0
+}
+
+// run32 is run16 for 32-bit entries.
+//
+//go:noinline
+func run32(trans []uint32, class *[256]uint16, text []byte, i int, s uint32, shift uint) (int, uint32) {
+	for ; i < len(text); i++ {
+		e := trans[int(s<<(shift&31))+int(class[text[i]])]
+		if e&(1<<31) != 0 {
+			return i, e
 		}
-		for ; counted <= i; counted++ {
-			if b := text[counted]; b == ' ' || b >= 0xE0 {
-				tok++
-			}
-		}
-		for o := s; o >= 0; o = a.states[o].outLink {
-			os := &a.states[o]
-			for _, id := range a.outs[os.oFirst : os.oFirst+os.oN] {
-				hits = append(hits, rawHit{id: id, end: int32(i + 1), tok: tok})
-			}
+		s = e
+	}
+	return i, 0
+}
+
+// emit appends the patterns that end in state s at byte i.
+func (a *automaton) emit(s int32, i int, tok int32, hits []rawHit) []rawHit {
+	for o := s; o >= 0; o = a.states[o].outLink {
+		os := &a.states[o]
+		for _, id := range a.outs[os.oFirst : os.oFirst+os.oN] {
+			hits = append(hits, rawHit{id: id, end: int32(i + 1), tok: tok})
 		}
 	}
 	return hits

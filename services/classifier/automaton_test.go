@@ -121,3 +121,38 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// TestAutomatonSparse runs the matcher with a dense-row budget so small
+// that most states are sparse, so the scan leaves and re-enters the dense
+// rows, and ends texts in sparse states.
+func TestAutomatonSparse(t *testing.T) {
+	t.Parallel()
+	pats := []string{strings.Repeat("ab", 20), strings.Repeat("ab", 7) + "c", "babab", "bc", "rare earth", "earth", "稀土", "出口管制", "a"}
+	texts := []string{
+		strings.Repeat("ab", 30) + "c" + strings.Repeat("ab", 8) + "c",
+		"rare earth 稀土出口管制 babab",
+		"abababab",
+		"rare eart",
+		"",
+	}
+	for _, budget := range []int{0, 4, 16, 64, 1 << 20} {
+		a := buildAutomatonBudget(pats, budget)
+		for _, text := range texts {
+			if got, want := scanSorted(a, []byte(text)), naiveScan(pats, []byte(text)); !slices.Equal(got, want) {
+				t.Errorf("budget %d (%d dense of %d states) text %q:\n got  %v\n want %v", budget, a.nDense, len(a.states), text, got, want)
+			}
+		}
+	}
+}
+
+// TestNormalizeExpanding: runes whose normal form is longer than they are
+// (㍿ is four CJK characters) before and after ASCII runs.
+func TestNormalizeExpanding(t *testing.T) {
+	t.Parallel()
+	in := strings.Repeat("㍿", 50) + " rare earth " + strings.Repeat("ﬃ㍿", 40) + " tariffs"
+	got := normalize(in)
+	want := strings.Repeat("株式会社", 50) + " rare earth " + strings.Repeat("ffi株式会社", 40) + " tariffs"
+	if got != want {
+		t.Errorf("normalize = %q, want %q", got, want)
+	}
+}

@@ -3,6 +3,7 @@ package classifier
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ func benchClassify(b *testing.B, c *Classifier) {
 	items, n := benchItems(b)
 	b.SetBytes(n)
 	b.ReportAllocs()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	cpu0 := processCPU()
 	for b.Loop() {
 		for _, it := range items {
@@ -33,7 +36,9 @@ func benchClassify(b *testing.B, c *Classifier) {
 		}
 	}
 	reportCPU(b, cpu0, n)
+	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(items)), "ns/item")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N*len(items)), "allocs/item")
 }
 
 // reportCPU adds "MB/cpu-s": bytes classified per second of CPU time used
@@ -100,3 +105,33 @@ func generatedTerms(n int) []string {
 	}
 	return terms
 }
+
+// TestAllocsPerItem bounds the allocations of one classification: the
+// working memory is pooled, so what is left is the Result (the Scores and
+// Matches maps, and one array holding Topics and every matched string),
+// however long the text and however many terms match.
+func TestAllocsPerItem(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	c := builtin(t)
+	long := strings.Repeat("Beijing tightened export controls on rare earth magnets while NATO allies raised defence spending and the WTO warned about tariffs. ", 16)[:2000]
+	for _, tt := range []struct{ title, summary, lang string }{
+		{"Schools plant trees for Earth Day", "Pupils planted saplings.", "en"},
+		{"EU and Japan agree to jointly mine rare earths abroad", "They will counter economic coercion and open a defense-industry dialogue.", "en"},
+		{"稀土出口管制新规发布", "商务部宣布对部分中重稀土相关物项实施出口管制。", "zh"},
+		{"Rare earths, tariffs and defence", long, "en"},
+	} {
+		c.Classify(tt.title, tt.summary, tt.lang) // warm the pool
+		n := testing.AllocsPerRun(50, func() { c.Classify(tt.title, tt.summary, tt.lang) })
+		t.Logf("%q: %.1f allocations", tt.title, n)
+		if n > maxAllocsPerItem {
+			t.Errorf("%q: %.1f allocations per item, want at most %d", tt.title, n, maxAllocsPerItem)
+		}
+	}
+}
+
+// maxAllocsPerItem: two small maps (two allocations each) and one array
+// measure 5; the bound leaves room for a runtime that allocates maps
+// differently.
+const maxAllocsPerItem = 8

@@ -1,7 +1,9 @@
 package classifier
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -67,14 +69,14 @@ const (
 )
 
 type hit struct {
-	kind   useKind
 	idx    int32 // term or negative
 	group  int32 // positive hits: the term's group
 	topic  int32
 	s, e   int32 // bytes in normText
 	ts, te int32 // token positions
-	alive  bool
 	cancel int32 // negative hit (index into hits) that cancelled it, or -1
+	kind   useKind
+	alive  bool
 	unmet  bool
 	// counted: this alive hit adds to the score (see markCounted).
 	counted bool
@@ -87,16 +89,29 @@ type scratch struct {
 	raw     []rawHit
 	hits    []hit
 	counts  []uint8 // per term or negative: hits kept
+	sides   []uint8 // per term: bit 0 an A side seen, bit 1 a B side
+	present []bool  // per group: a hit in the item (dropIdle; left all false)
 	touched []int32
 	title   string
 	summary string
-	// byGroup lists the hits of each group: hits[gIdx[gOff[g]:gOff[g+1]]].
-	gOff     []int32
-	gIdx     []int32
-	groupSum []float64
-	topicAny []bool
-	// nearIdx lists the hits that are sides of NEAR terms.
-	nearIdx []int32
+	// The hits of group g are hits[gIdx[gStart[g]:gEnd[g]]] when
+	// gStamp[g] == epoch, else none: stamping spares clearing per-group
+	// state for every item (most groups have no hit).
+	epoch         uint32
+	gStamp        []uint32
+	gStart, gEnd  []int32
+	gIdx          []int32
+	touchedGroups []int32
+	topicHits     []int32 // markCounted's per-topic list
+	matchBuf      []string
+	topicSum      []float64
+	topicAny      []bool
+	// nearIdx lists the hits that are sides of NEAR terms; pairNear sorts
+	// a copy by term (nearOrd) and notes each A side's B side (nearBest,
+	// by hit index).
+	nearIdx  []int32
+	nearOrd  []int32
+	nearBest []int32
 }
 
 // Classify classifies one item. title and summary are plain text (the
@@ -118,6 +133,9 @@ func (c *Classifier) classify(title, summary, lang string, explain bool) Result 
 	sc.nt.set(title, summary)
 	sc.raw = c.ac.scan(sc.nt.b, sc.raw[:0])
 	c.resolve(sc, c.itemMask(lang))
+	if !explain {
+		c.dropIdle(sc)
+	}
 	c.cancelNegatives(sc)
 	c.pairNear(sc)
 	c.indexGroups(sc)
@@ -135,11 +153,15 @@ func (c *Classifier) resolve(sc *scratch, itemLang uint64) {
 	sc.nearIdx = sc.nearIdx[:0]
 	if n := len(c.terms) + len(c.negs); cap(sc.counts) < n {
 		sc.counts = make([]uint8, n)
+		sc.sides = make([]uint8, len(c.terms))
 	} else {
 		sc.counts = sc.counts[:n]
 	}
 	for _, t := range sc.touched {
 		sc.counts[t] = 0
+		if int(t) < len(sc.sides) {
+			sc.sides[t] = 0
+		}
 	}
 	sc.touched = sc.touched[:0]
 	b := sc.nt.b
@@ -186,9 +208,6 @@ func (c *Classifier) resolve(sc *scratch, itemLang uint64) {
 					continue
 				}
 				topic = g.topic
-				if c.terms[u.idx].near > 0 {
-					sc.nearIdx = append(sc.nearIdx, int32(len(sc.hits)))
-				}
 			}
 			if sc.counts[slot] >= limit {
 				continue
@@ -197,10 +216,78 @@ func (c *Classifier) resolve(sc *scratch, itemLang uint64) {
 				sc.touched = append(sc.touched, slot)
 			}
 			sc.counts[slot]++
+			if u.kind != useNeg && c.terms[u.idx].near > 0 {
+				// (Only for a hit that is kept: a side past the limit
+				// must not point at the next hit.)
+				sc.nearIdx = append(sc.nearIdx, int32(len(sc.hits)))
+				sc.sides[u.idx] |= 1 << u.kind // useA = 0, useB = 1
+			}
 			sc.hits = append(sc.hits, hit{kind: u.kind, idx: u.idx, group: group, topic: topic,
 				s: int32(start), e: int32(end), ts: ts, te: r.tok, alive: true, cancel: -1})
 		}
 	}
+}
+
+// dropIdle removes hits that cannot matter, before the quadratic steps:
+//   - sides of NEAR terms whose other side does not occur in the item: they
+//     can never pair. A common word is a side of many NEAR terms
+//     ("exports" of a dozen): this was 40% of an item's hits.
+//   - hits of context groups that no group with a hit in the item
+//     requires: context never scores, it only serves groups that need it.
+//   - hits of groups none of whose required groups has a hit.
+//
+// Explain keeps them, to show a side or context a negative cancelled.
+func (c *Classifier) dropIdle(sc *scratch) {
+	if len(sc.hits) == 0 {
+		return
+	}
+	ng := len(c.groups)
+	sc.present = grow(sc.present, ng)
+	for _, h := range sc.hits {
+		if h.kind != useNeg {
+			sc.present[h.group] = true
+		}
+	}
+	kept := sc.hits[:0]
+	sc.nearIdx = sc.nearIdx[:0]
+	for _, h := range sc.hits {
+		if h.kind != useNeg {
+			if c.terms[h.idx].near > 0 && sc.sides[h.idx] != 3 {
+				continue
+			}
+			gr := &c.groups[h.group]
+			if gr.weight == 0 && !c.needed(sc, h.group) {
+				continue
+			}
+			if len(gr.requires) > 0 && !c.anyPresent(sc, gr.requires) {
+				continue // applyRequires would find it unmet
+			}
+			if c.terms[h.idx].near > 0 {
+				sc.nearIdx = append(sc.nearIdx, int32(len(kept)))
+			}
+		}
+		kept = append(kept, h)
+	}
+	for _, h := range sc.hits {
+		if h.kind != useNeg {
+			sc.present[h.group] = false
+		}
+	}
+	sc.hits = kept
+}
+
+// needed reports whether a group with a hit in the item requires group g.
+func (c *Classifier) needed(sc *scratch, g int32) bool {
+	return c.anyPresent(sc, c.requiredBy[g])
+}
+
+func (c *Classifier) anyPresent(sc *scratch, groups []int32) bool {
+	for _, g := range groups {
+		if sc.present[g] {
+			return true
+		}
+	}
+	return false
 }
 
 func leftBoundary(b []byte, i int) bool {
@@ -283,25 +370,59 @@ func (c *Classifier) pairNear(sc *scratch) {
 	if len(sc.nearIdx) == 0 {
 		return
 	}
-	for _, ai := range sc.nearIdx {
-		a := &sc.hits[ai]
-		if a.kind != useA || !a.alive {
-			continue
+	// Bucket the sides by term (hit order within a term), so each A side
+	// is compared only with the B sides of its own term: a long item has
+	// hundreds of sides of dozens of terms.
+	ord := append(sc.nearOrd[:0], sc.nearIdx...)
+	slices.SortFunc(ord, func(x, y int32) int {
+		if d := cmp.Compare(sc.hits[x].idx, sc.hits[y].idx); d != 0 {
+			return d
 		}
-		best, bestD := int32(-1), int32(math.MaxInt32)
-		for _, bi := range sc.nearIdx {
-			b := &sc.hits[bi]
-			if b.kind != useB || b.idx != a.idx || !b.alive {
+		return cmp.Compare(x, y)
+	})
+	sc.nearOrd = ord
+	sc.nearBest = grow(sc.nearBest, len(sc.hits))
+	te := int32(sc.nt.titleEnd)
+	for lo := 0; lo < len(ord); {
+		term := sc.hits[ord[lo]].idx
+		hi := lo + 1
+		for hi < len(ord) && sc.hits[ord[hi]].idx == term {
+			hi++
+		}
+		for _, ai := range ord[lo:hi] {
+			a := &sc.hits[ai]
+			if a.kind != useA || !a.alive {
 				continue
 			}
-			if d := dist(a, b); d < bestD {
-				best, bestD = bi, d
+			best, bestD := int32(-1), int32(math.MaxInt32)
+			for _, bi := range ord[lo:hi] {
+				b := &sc.hits[bi]
+				if b.kind != useB || !b.alive {
+					continue
+				}
+				// The title and the summary are different sentences: a
+				// NEAR term does not pair across them.
+				if (a.s < te) != (b.s < te) {
+					continue
+				}
+				if d := dist(a, b); d < bestD {
+					best, bestD = bi, d
+				}
 			}
+			if bestD > c.terms[term].near {
+				best = -1
+			}
+			sc.nearBest[ai] = best
 		}
-		if best < 0 || bestD > c.terms[a.idx].near {
+		lo = hi
+	}
+	// Pair in hit order, as the rest of the pipeline expects.
+	for _, ai := range sc.nearIdx {
+		a := &sc.hits[ai]
+		if a.kind != useA || !a.alive || sc.nearBest[ai] < 0 {
 			continue
 		}
-		b := &sc.hits[best]
+		b := &sc.hits[sc.nearBest[ai]]
 		sc.hits = append(sc.hits, hit{kind: useA, idx: a.idx, group: a.group, topic: a.topic, s: min(a.s, b.s), e: max(a.e, b.e),
 			ts: min(a.ts, b.ts), te: max(a.te, b.te), alive: true, cancel: -1})
 	}
@@ -315,31 +436,52 @@ func (c *Classifier) pairNear(sc *scratch) {
 	}
 }
 
-// indexGroups fills the per-group hit lists (counting sort by group).
+// indexGroups fills the per-group hit lists (counting sort by group, over
+// the groups that have hits only).
 func (c *Classifier) indexGroups(sc *scratch) {
 	ng := len(c.groups)
-	sc.gOff = grow(sc.gOff, ng+1)
-	clear(sc.gOff)
+	if len(sc.gStamp) != ng {
+		sc.gStamp = make([]uint32, ng)
+		sc.gStart = make([]int32, ng)
+		sc.gEnd = make([]int32, ng)
+		sc.epoch = 0
+	}
+	sc.epoch++
+	if sc.epoch == 0 { // wrapped: old stamps could look current
+		clear(sc.gStamp)
+		sc.epoch = 1
+	}
+	ep := sc.epoch
+	sc.touchedGroups = sc.touchedGroups[:0]
+	n := int32(0)
+	for i := range sc.hits {
+		h := &sc.hits[i]
+		if h.kind != useA {
+			continue
+		}
+		if sc.gStamp[h.group] != ep {
+			sc.gStamp[h.group] = ep
+			sc.gEnd[h.group] = 0
+			sc.touchedGroups = append(sc.touchedGroups, h.group)
+		}
+		sc.gEnd[h.group]++ // a count for now
+		n++
+	}
+	// gEnd[g] becomes the cursor where g's hits start; after the fill it
+	// is where they end.
+	off := int32(0)
+	for _, g := range sc.touchedGroups {
+		sc.gStart[g] = off
+		off += sc.gEnd[g]
+		sc.gEnd[g] = sc.gStart[g]
+	}
+	sc.gIdx = grow(sc.gIdx, int(n))
 	for i := range sc.hits {
 		if h := &sc.hits[i]; h.kind == useA {
-			sc.gOff[h.group+1]++
+			sc.gIdx[sc.gEnd[h.group]] = int32(i)
+			sc.gEnd[h.group]++
 		}
 	}
-	for g := 1; g <= ng; g++ {
-		sc.gOff[g] += sc.gOff[g-1]
-	}
-	sc.gIdx = grow(sc.gIdx, int(sc.gOff[ng]))
-	// fill uses gOff[g] as a cursor, then shifts back.
-	for i := range sc.hits {
-		if h := &sc.hits[i]; h.kind == useA {
-			sc.gIdx[sc.gOff[h.group]] = int32(i)
-			sc.gOff[h.group]++
-		}
-	}
-	for g := ng; g > 0; g-- {
-		sc.gOff[g] = sc.gOff[g-1]
-	}
-	sc.gOff[0] = 0
 }
 
 func grow[T any](s []T, n int) []T {
@@ -349,16 +491,18 @@ func grow[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-func (sc *scratch) groupHits(g int32) []int32 { return sc.gIdx[sc.gOff[g]:sc.gOff[g+1]] }
+func (sc *scratch) groupHits(g int32) []int32 {
+	if sc.gStamp[g] != sc.epoch {
+		return nil
+	}
+	return sc.gIdx[sc.gStart[g]:sc.gEnd[g]]
+}
 
 // applyRequires drops hits of groups whose required context is missing,
 // in dependency order, so a required group's own requirements count first.
 func (c *Classifier) applyRequires(sc *scratch) {
-	for _, g := range c.groupOrder {
+	for _, g := range c.reqOrder {
 		gr := &c.groups[g]
-		if len(gr.requires) == 0 {
-			continue
-		}
 		for _, i := range sc.groupHits(g) {
 			h := &sc.hits[i]
 			if !h.alive {
@@ -392,40 +536,41 @@ func (c *Classifier) applyRequires(sc *scratch) {
 func (c *Classifier) markCounted(sc *scratch) {
 	b := sc.nt.b
 	for ti := range c.topics {
-		groups := c.topics[ti].groups
-		for _, g := range groups {
-			if c.groups[g].weight == 0 {
+		// The topic's hits in scoring groups; within a group in hit order,
+		// so an earlier equal hit of the group is decided first.
+		// (Across groups only hit order matters, so the groups can come in
+		// the order of their first hit.)
+		list := sc.topicHits[:0]
+		for _, g := range sc.touchedGroups {
+			if gr := &c.groups[g]; gr.weight == 0 || gr.topic != int32(ti) {
 				continue
 			}
 			for _, i := range sc.groupHits(g) {
-				h := &sc.hits[i]
-				h.counted = false
-				if !h.alive {
+				sc.hits[i].counted = false
+				if sc.hits[i].alive {
+					list = append(list, i)
+				}
+			}
+		}
+		sc.topicHits = list
+		for _, i := range list {
+			h := &sc.hits[i]
+			ok := true
+			for _, j := range list {
+				if j == i {
 					continue
 				}
-				ok := true
-			others:
-				for _, og := range groups {
-					if c.groups[og].weight == 0 {
-						continue
-					}
-					for _, j := range sc.groupHits(og) {
-						o := &sc.hits[j]
-						if j == i || !o.alive {
-							continue
-						}
-						if o.s <= h.s && h.e <= o.e && (o.e-o.s > h.e-h.s || j < i) {
-							ok = false // inside a longer (or an earlier, equal) hit
-							break others
-						}
-						if j < i && og == g && o.counted && sameForm(b[o.s:o.e], b[h.s:h.e]) {
-							ok = false
-							break others
-						}
-					}
+				o := &sc.hits[j]
+				if o.s <= h.s && h.e <= o.e && (o.e-o.s > h.e-h.s || j < i) {
+					ok = false // inside a longer (or an earlier, equal) hit
+					break
 				}
-				h.counted = ok
+				if j < i && o.group == h.group && o.counted && sameForm(b[o.s:o.e], b[h.s:h.e]) {
+					ok = false
+					break
+				}
 			}
+			h.counted = ok
 		}
 	}
 }
@@ -480,67 +625,101 @@ func (sc *scratch) text(h *hit) string {
 func (c *Classifier) score(sc *scratch, explain bool) Result {
 	res := Result{Topics: []string{}}
 	var ex []TopicExplain
+	// Scores first; the result's slices and maps are then allocated once,
+	// at their final size.
+	type scored struct {
+		ti    int32
+		total float64
+	}
+	var matchedBuf [8]scored
+	matched := matchedBuf[:0]
+	// Sum the groups that have hits; a group's sum is capped at its max.
+	nt := len(c.topics)
+	sc.topicSum = grow(sc.topicSum, nt)
+	sc.topicAny = grow(sc.topicAny, nt)
+	clear(sc.topicSum)
+	clear(sc.topicAny)
+	for _, g := range sc.touchedGroups {
+		gr := &c.groups[g]
+		sc.topicAny[gr.topic] = true
+		boost := c.topics[gr.topic].titleBoost
+		sum := 0.0
+		for _, i := range sc.groupHits(g) {
+			h := &sc.hits[i]
+			if !h.alive || !h.counted {
+				continue
+			}
+			w := gr.weight
+			if int(h.s) < sc.nt.titleEnd {
+				w *= boost
+			}
+			sum += w
+		}
+		if gr.max > 0 && sum > gr.max {
+			sum = gr.max
+		}
+		sc.topicSum[gr.topic] += sum
+	}
 	for ti := range c.topics {
 		t := &c.topics[ti]
-		var te *TopicExplain
-		total := 0.0
-		any := false
-		for _, g := range t.groups {
-			gr := &c.groups[g]
-			sum := 0.0
-			for _, i := range sc.groupHits(g) {
-				h := &sc.hits[i]
-				any = true
-				if !h.alive || !h.counted {
-					continue
-				}
-				w := gr.weight
-				if int(h.s) < sc.nt.titleEnd {
-					w *= t.titleBoost
-				}
-				sum += w
-			}
-			if gr.max > 0 && sum > gr.max {
-				sum = gr.max
-			}
-			total += sum
-		}
+		any := sc.topicAny[ti]
 		if !any && !explain {
 			continue
 		}
-		total = math.Round(total*1000) / 1000
-		matched := total >= t.threshold && total > 0
+		total := math.Round(sc.topicSum[ti]*1000) / 1000
+		ok := total >= t.threshold && total > 0
 		if explain && (any || negHitFor(c, sc, int32(ti))) {
-			ex = append(ex, TopicExplain{Topic: t.name, Matched: matched, Score: total, Threshold: t.threshold})
-			te = &ex[len(ex)-1]
-			c.explainTopic(sc, int32(ti), te)
+			ex = append(ex, TopicExplain{Topic: t.name, Matched: ok, Score: total, Threshold: t.threshold})
+			c.explainTopic(sc, int32(ti), &ex[len(ex)-1])
 		}
-		if !matched {
-			continue
+		if ok {
+			matched = append(matched, scored{int32(ti), total})
 		}
-		res.Topics = append(res.Topics, t.name)
-		if res.Scores == nil {
-			res.Scores = map[string]float64{}
-			res.Matches = map[string][]string{}
-		}
-		res.Scores[t.name] = total
-		var ms []string
-		for i := range sc.hits {
-			h := &sc.hits[i]
-			if h.kind != useA || !h.alive || h.topic != int32(ti) || c.groups[h.group].weight <= 0 {
-				continue
-			}
-			txt := sc.text(h)
-			if txt == "" || containsFold(ms, txt) {
-				continue
-			}
-			if len(ms) < MaxMatches {
-				ms = append(ms, txt)
-			}
-		}
-		res.Matches[t.name] = ms
 	}
 	res.Explain = ex
+	if len(matched) == 0 {
+		return res
+	}
+	res.Scores = make(map[string]float64, len(matched))
+	res.Matches = make(map[string][]string, len(matched))
+	// One backing array for every topic's matches, each topic's part capped
+	// with a full slice expression so appends cannot run into the next.
+	// (Topics is capped at its length, so appending to it copies.)
+	n := 0
+	for _, m := range matched {
+		k := 0
+		for i := range sc.hits {
+			if h := &sc.hits[i]; h.kind == useA && h.alive && h.topic == m.ti && c.groups[h.group].weight > 0 {
+				k++
+			}
+		}
+		n += min(k, MaxMatches)
+	}
+	// Topics and the matched strings share one allocation too.
+	all := make([]string, 0, len(matched)+n)
+	res.Topics = all[:0:len(matched)]
+	buf := all[len(matched):len(matched)]
+	for _, m := range matched {
+		t := &c.topics[m.ti]
+		res.Topics = append(res.Topics, t.name)
+		res.Scores[t.name] = m.total
+		start := len(buf)
+		for i := range sc.hits {
+			h := &sc.hits[i]
+			if h.kind != useA || !h.alive || h.topic != m.ti || c.groups[h.group].weight <= 0 {
+				continue
+			}
+			if len(buf)-start >= MaxMatches {
+				break
+			}
+			txt := sc.text(h)
+			if txt == "" || containsFold(buf[start:], txt) {
+				continue
+			}
+			buf = append(buf, txt)
+		}
+		res.Matches[t.name] = buf[start:len(buf):len(buf)]
+	}
 	return res
 }
 

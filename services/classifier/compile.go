@@ -26,8 +26,12 @@ type Classifier struct {
 	negs   []cNeg
 	groups []cGroup
 	topics []cTopic // in output order
-	// groupOrder lists groups so that required groups come first.
+	// groupOrder lists groups so that required groups come first;
+	// reqOrder is its groups that require others.
 	groupOrder []int32
+	reqOrder   []int32
+	// requiredBy[g] lists the groups that require group g.
+	requiredBy [][]int32
 	langBit    map[string]uint64
 	pool       sync.Pool // *scratch
 }
@@ -243,6 +247,15 @@ func New(set topics.Set) (*Classifier, error) {
 		return nil, err
 	}
 	c.groupOrder = order
+	c.requiredBy = make([][]int32, len(c.groups))
+	for _, g := range order {
+		if len(c.groups[g].requires) > 0 {
+			c.reqOrder = append(c.reqOrder, g)
+		}
+		for _, r := range c.groups[g].requires {
+			c.requiredBy[r] = append(c.requiredBy[r], g)
+		}
+	}
 	for i, u := range patUses {
 		c.pats[i].uFirst, c.pats[i].uN = int32(len(c.uses)), int32(len(u))
 		c.uses = append(c.uses, u...)

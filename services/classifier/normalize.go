@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -66,14 +67,28 @@ func (n *normText) add(s string) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			m := asciiFold[c]
-			if m == ' ' {
-				n.sep(i)
-			} else {
-				n.b = append(n.b, m)
-				n.src = append(n.src, int32(i))
+			// A run of ASCII, folded without branching on the text: every
+			// byte is written, and the write position advances unless it
+			// is a separator after a separator (or at the start).
+			// Room for the rest of s (ASCII never expands), so the loop
+			// writes by index.
+			n.b = slices.Grow(n.b, len(s)-i)
+			n.src = slices.Grow(n.src, len(s)-i)
+			nb := len(n.b)
+			b, src := n.b[:cap(n.b)], n.src[:cap(n.src)]
+			last := byte(' ')
+			if nb > 0 {
+				last = b[nb-1]
 			}
-			i++
+			for ; i < len(s) && s[i] < utf8.RuneSelf; i++ {
+				m := asciiFold[s[i]]
+				b[nb] = m
+				src[nb] = int32(i)
+				x := uint32(m^' ') | uint32(last^' ')
+				nb += int((x | -x) >> 31) // 1 unless both are separators
+				last = m
+			}
+			n.b, n.src = b[:nb], src[:nb]
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
