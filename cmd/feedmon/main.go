@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -383,6 +384,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	verbose := fs.Bool("v", false, "log what feedmon logs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -405,6 +407,18 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	o.AtEnd = func() error {
+		if *memProfile == "" {
+			return nil
+		}
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		runtime.GC()
+		return pprof.WriteHeapProfile(f)
 	}
 	res, err := bench.Run(context.Background(), o)
 	if err != nil {

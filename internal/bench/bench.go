@@ -43,6 +43,9 @@ type Options struct {
 	// when empty; removed afterwards).
 	StoreDir string
 	Log      *slog.Logger
+	// AtEnd runs once everything is delivered, before anything is shut
+	// down (the command writes a heap profile there).
+	AtEnd func() error
 }
 
 // Result is what one run measured.
@@ -156,6 +159,11 @@ subscribers:
 		}
 	}
 	res.CPUSeconds = cpuSeconds() - cpu0
+	if o.AtEnd != nil {
+		if err := o.AtEnd(); err != nil {
+			return nil, err
+		}
+	}
 	res.PeakRSSMiB = peakRSSMiB()
 	res.PublishRate = float64(total) / res.Published.Seconds()
 	res.ClassifyRate = float64(total) / res.Classified.Seconds()
