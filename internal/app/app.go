@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -146,6 +147,25 @@ func (m *Main) Start(ctx context.Context) error {
 	// context, decides when they stop.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+
+	// Whichever service starts first creates every stream, whatever it
+	// reads or writes itself: a poller alone must find FEEDMON_ITEMS in
+	// place before any classifier exists. NATS may not be up yet, so this
+	// is retried in the background and readiness waits for it.
+	var streamsReady atomic.Bool
+	m.Telemetry.AddReadiness("streams", func() error {
+		if !streamsReady.Load() {
+			return errors.New("streams not created yet")
+		}
+		return nil
+	})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if bus.Retry(runCtx, m.Log, "streams", b.EnsureStreams) == nil {
+			streamsReady.Store(true)
+		}
+	}()
 
 	var lag []bus.ConsumerRef
 	if _, ok := m.services[Classifier]; ok {

@@ -292,3 +292,30 @@ func httpGet(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestPollerAloneCreatesStreams starts only a poller against an empty NATS:
+// it must create the streams itself (no start-up order) and publish.
+func TestPollerAloneCreatesStreams(t *testing.T) {
+	t.Parallel()
+	ns := bustest.NewCluster(t, 1)
+	feed := testkit.NewFeedServer(t, readFixture(t, "reference.xml"))
+	doc := fmt.Sprintf(`
+nats: {url: %q}
+metrics: {listen: ""}
+poll: {interval: 1s, allow_networks: [127.0.0.0/8]}
+feeds: [{url: %q}]
+`, ns.URLs(), feed.URL())
+	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &app.Main{Config: cfg, Services: []string{app.Poller}, Log: bustest.Logger(t)}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer closeMain(t, m)
+	bustest.Eventually(t, 30*time.Second, func() bool {
+		return testutil.ToFloat64(m.Metrics.ItemsPublished) == 3
+	}, "poller alone published %v items, want 3", testutil.ToFloat64(m.Metrics.ItemsPublished))
+	bustest.Eventually(t, 10*time.Second, func() bool { return m.Ready() == nil }, "not ready: %v", m.Ready())
+}

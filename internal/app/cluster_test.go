@@ -132,17 +132,40 @@ subscribers:
 	mu.Unlock()
 	bustest.Eventually(t, 60*time.Second, func() bool { return allPending(live) == 0 }, "consumers still have work pending")
 
-	dups := 0
-	for id, n := range sink.CountByID() {
-		if n != 1 {
-			dups++
-			if dups < 10 {
-				t.Errorf("item %s delivered %d times", id, n)
+	// A crash can always cost one re-send of what was in flight at that
+	// moment (the receiver had it, feedmon had not yet recorded it): the
+	// contract's one open window. Such a re-send carries the same
+	// Idempotency-Key, and there can be no more of them than the killed
+	// notifier had deliveries in flight.
+	resent, dups := 0, 0
+	keys := map[string]map[string]bool{}
+	for _, d := range sink.Deliveries() {
+		for _, it := range d.Items {
+			if keys[it.ID] == nil {
+				keys[it.ID] = map[string]bool{}
 			}
+			keys[it.ID][d.IdempotencyKey] = true
 		}
 	}
+	for id, n := range sink.CountByID() {
+		if n == 1 {
+			continue
+		}
+		if n == 2 && len(keys[id]) == 1 {
+			resent++
+			continue
+		}
+		dups++
+		if dups < 10 {
+			t.Errorf("item %s delivered %d times with %d idempotency keys", id, n, len(keys[id]))
+		}
+	}
+	t.Logf("re-sent after the notifier crash with the same Idempotency-Key: %d", resent)
+	if max := cfg.Notify.Workers; resent > max {
+		t.Errorf("%d items re-sent, more than the %d deliveries a notifier has in flight", resent, max)
+	}
 	if dups > 0 {
-		t.Errorf("%d items delivered more than once", dups)
+		t.Errorf("%d items delivered more than once outside the crash window", dups)
 	}
 	if got := unique(); got != total {
 		t.Errorf("delivered %d distinct items, want %d", got, total)
