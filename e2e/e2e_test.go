@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,31 +65,14 @@ func skipShort(t *testing.T) {
 // proc is a child process whose output is kept for failure messages.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testkit.SyncBuffer
 	done chan struct{}
 	err  error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{out: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), "FEEDMON_CONFIG=")

@@ -303,11 +303,9 @@ func connect(cfg *config.Config, stderr io.Writer) (*bus.Bus, error) {
 	return b, nil
 }
 
-func cmdFeeds(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("feeds", stderr, false)
-	if err := f.parse(args); err != nil {
-		return err
-	}
+// withBus runs fn with a connection to the running deployment that f's
+// config names, for the inspection commands.
+func withBus(f *flags, stderr io.Writer, timeout time.Duration, fn func(ctx context.Context, cfg *config.Config, b *bus.Bus) error) error {
 	cfg, err := f.load()
 	if err != nil {
 		return err
@@ -317,9 +315,19 @@ func cmdFeeds(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return poller.ListFeeds(ctx, b, stdout)
+	return fn(ctx, cfg, b)
+}
+
+func cmdFeeds(args []string, stdout, stderr io.Writer) error {
+	f := newFlags("feeds", stderr, false)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	return withBus(f, stderr, 30*time.Second, func(ctx context.Context, _ *config.Config, b *bus.Bus) error {
+		return poller.ListFeeds(ctx, b, stdout)
+	})
 }
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) error {
@@ -331,21 +339,12 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if err := f.parse(args[1:]); err != nil {
 		return err
 	}
-	cfg, err := f.load()
-	if err != nil {
-		return err
-	}
-	b, err := connect(cfg, stderr)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if sub == "list" {
-		return notifier.ListDead(ctx, b, stdout)
-	}
-	return notifier.ReplayDead(ctx, b, cfg, stdout)
+	return withBus(f, stderr, 60*time.Second, func(ctx context.Context, cfg *config.Config, b *bus.Bus) error {
+		if sub == "list" {
+			return notifier.ListDead(ctx, b, stdout)
+		}
+		return notifier.ReplayDead(ctx, b, cfg, stdout)
+	})
 }
 
 // cmdHealthcheck probes a health endpoint, so that container images without

@@ -216,24 +216,7 @@ func (m *Main) Ready() error { return m.Telemetry.Ready() }
 // drains and closes NATS and stops the metrics endpoint. It returns the
 // first error a service stopped with.
 func (m *Main) Close() error {
-	if m.cancel != nil {
-		m.cancel()
-	}
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(ShutdownTimeout):
-		m.Log.Warn("services did not stop in time; closing anyway", "timeout", ShutdownTimeout)
-	}
-	if m.Bus != nil {
-		m.Bus.Close()
-	}
-	if m.Telemetry != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		m.Telemetry.Shutdown(ctx)
-		cancel()
-	}
+	m.stop(false)
 	m.errMu.Lock()
 	defer m.errMu.Unlock()
 	return m.err
@@ -242,8 +225,10 @@ func (m *Main) Close() error {
 // Abort stops the process as a crash would, for tests of failure handling:
 // the NATS connection is closed at once without draining, so in-flight work
 // is neither finished nor acknowledged and NATS redelivers it elsewhere.
-func (m *Main) Abort() {
-	if m.Bus != nil {
+func (m *Main) Abort() { m.stop(true) }
+
+func (m *Main) stop(crash bool) {
+	if crash && m.Bus != nil {
 		m.Bus.NC.Close()
 	}
 	if m.cancel != nil {
@@ -254,12 +239,17 @@ func (m *Main) Abort() {
 	select {
 	case <-done:
 	case <-time.After(ShutdownTimeout):
+		if !crash {
+			m.Log.Warn("services did not stop in time; closing anyway", "timeout", ShutdownTimeout)
+		}
 	}
 	if m.Bus != nil {
 		m.Bus.Close()
 	}
 	if m.Telemetry != nil {
-		m.Telemetry.Shutdown(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		m.Telemetry.Shutdown(ctx)
+		cancel()
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -218,7 +217,7 @@ subscribers: [{name: console, topics: [rare_earths, defense, trade], stdout: {}}
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	m := start(t, cfg, out)
 	defer closeMain(t, m)
 	bustest.Eventually(t, 30*time.Second, func() bool { return strings.Contains(out.String(), "\n") }, "no stdout line")
@@ -263,23 +262,6 @@ func classifiedSubjects(t *testing.T, m *app.Main) []string {
 		topics = append(topics, strings.TrimPrefix(msg.Subject, event.ClassifiedPrefix))
 	}
 	return slices.Sorted(slices.Values(topics))
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func httpGet(t *testing.T, url string) string {
