@@ -1,6 +1,8 @@
 package classifier
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"slices"
 	"unsafe"
 )
@@ -274,18 +276,123 @@ type rawHit struct {
 }
 
 // scan appends every occurrence of every pattern in text to hits, in order
-// of end position.
+// of end position. It is scanBuf without a reusable buffer.
+func (a *automaton) scan(text []byte, hits []rawHit) []rawHit {
+	hits, _ = a.scanBuf(text, hits, nil)
+	return hits
+}
+
+// Splitting the text: the scan is bound by the latency of one table load
+// after another (each byte's state depends on the last), not by
+// throughput, so on a fully dense automaton a text of at least splitMin
+// bytes is scanned as two halves at once, interleaved in one loop. The
+// second half starts splitBack bytes early, from the root, and is right
+// from the split on if its state there equals the first half's (the state
+// is the longest suffix that is a trie prefix: one at most splitBack deep
+// is found either way, and from an equal state on the runs are the same).
+// Otherwise (a state deeper than splitBack at the split) its hits are
+// dropped and the rest is scanned again from the first half's state.
+const (
+	splitMin  = 48
+	splitBack = 8
+)
+
+// scanBuf is scan with tmp, a buffer for the second half's hits, returned
+// for reuse.
+func (a *automaton) scanBuf(text []byte, hits, tmp []rawHit) ([]rawHit, []rawHit) {
+	n0 := len(hits)
+	if a.trans16 == nil || a.nDense != len(a.states) || len(text) < splitMin {
+		hits = a.scanFrom(text, 0, 0, hits)
+		countTokens(text, hits[n0:])
+		return hits, tmp
+	}
+	trans, class, shift := a.trans16, &a.class, a.shift&31
+	const slow = 1 << 15
+	m := (len(text) + splitBack) / 2 // the split: the first half is text[:m]
+	q := m - splitBack               // where the second half starts
+	sA, sB := uint32(0), uint32(0)
+	// Phase 1: the second half's lead-in, text[q:m]; it reports nothing.
+	for i := range splitBack {
+		eA := uint32(trans[int(sA<<shift)+int(class[text[i]])])
+		sB = uint32(trans[int(sB<<shift)+int(class[text[q+i]])]) &^ slow
+		sA = eA &^ slow
+		if eA&slow != 0 && a.hasOut[sA] {
+			hits = a.emit(int32(sA), i, 0, hits)
+		}
+	}
+	sSplit := sB // the second half's state after text[m-1]
+	// Phase 2: text[splitBack:m] and text[m:m+m-splitBack].
+	tmp = tmp[:0]
+	j := m
+	for i := splitBack; i < m; i, j = i+1, j+1 {
+		eA := uint32(trans[int(sA<<shift)+int(class[text[i]])])
+		eB := uint32(trans[int(sB<<shift)+int(class[text[j]])])
+		sA, sB = eA&^slow, eB&^slow
+		if (eA|eB)&slow != 0 {
+			if eA&slow != 0 && a.hasOut[sA] {
+				hits = a.emit(int32(sA), i, 0, hits)
+			}
+			if eB&slow != 0 && a.hasOut[sB] {
+				tmp = a.emit(int32(sB), j, 0, tmp)
+			}
+		}
+	}
+	if sA == sSplit {
+		hits = append(hits, tmp...)
+		hits = a.scanFrom(text, j, sB, hits)
+	} else {
+		hits = a.scanFrom(text, m, sA, hits)
+	}
+	countTokens(text, hits[n0:])
+	return hits, tmp
+}
+
+// countTokens sets the token count of hits, in order of end position: the
+// spaces and lead bytes of 3- and 4-byte runes (b >= 0xE0) up to the end,
+// counted without branching on the text.
+func countTokens(text []byte, hits []rawHit) {
+	tok, counted := uint32(0), 0
+	for k := range hits {
+		end := int(hits[k].end)
+		if end > counted {
+			tok += tokensIn(text[counted:end])
+			counted = end
+		}
+		hits[k].tok = int32(tok)
+	}
+}
+
+// tokensIn counts the spaces and bytes >= 0xE0 in b, eight bytes at a time.
+func tokensIn(b []byte) uint32 {
+	const lo7, hi = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	n := 0
+	for len(b) >= 8 {
+		v := binary.LittleEndian.Uint64(b)
+		// Spaces: the bytes of x that are zero (exact, no carries).
+		x := v ^ 0x2020202020202020
+		z := ^((x&lo7 + lo7) | x | lo7)
+		// Bytes >= 0xE0: bits 7, 6 and 5 set.
+		w := v & (v << 1) & (v << 2) & hi
+		n += bits.OnesCount64(z) + bits.OnesCount64(w)
+		b = b[8:]
+	}
+	t := uint32(n)
+	for _, c := range b {
+		t += (uint32(c^' ')-1)>>31 + (uint32(c)+0x20)>>8
+	}
+	return t
+}
+
+// scanFrom appends the occurrences ending in text[i:], from state s (a
+// dense one) before text[i], without token counts.
 //
 // The common case, a dense state whose next state has no output, runs in
 // run16 or run32: a load, a shift and a test per byte, in a function small
-// enough that the state stays in a register. scan handles the rest: output,
-// and sparse states. Token positions are counted only when a pattern ends,
-// over the bytes since the previous one.
-func (a *automaton) scan(text []byte, hits []rawHit) []rawHit {
+// enough that the state stays in a register. scanFrom handles the rest:
+// output, and sparse states.
+func (a *automaton) scanFrom(text []byte, i int, s uint32, hits []rawHit) []rawHit {
 	nDense := int32(a.nDense)
-	s := uint32(0) // the root
-	tok, counted := int32(0), 0
-	for i := 0; i < len(text); i++ {
+	for ; i < len(text); i++ {
 		var st int32
 		if a.trans16 != nil {
 			var e uint32
@@ -302,12 +409,7 @@ func (a *automaton) scan(text []byte, hits []rawHit) []rawHit {
 		}
 		for {
 			if a.hasOut[st] {
-				for ; counted <= i; counted++ {
-					if b := text[counted]; b == ' ' || b >= 0xE0 {
-						tok++
-					}
-				}
-				hits = a.emit(st, i, tok, hits)
+				hits = a.emit(st, i, 0, hits)
 			}
 			if st < nDense || i+1 >= len(text) {
 				break

@@ -1,6 +1,7 @@
 package classifier
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -154,5 +155,69 @@ func TestNormalizeExpanding(t *testing.T) {
 	want := strings.Repeat("株式会社", 50) + " rare earth " + strings.Repeat("ffi株式会社", 40) + " tariffs"
 	if got != want {
 		t.Errorf("normalize = %q, want %q", got, want)
+	}
+}
+
+// TestScanSplit checks the two-halves scan (texts of splitMin bytes or
+// more) against the naive matcher and the sequential scan, tokens
+// included, on small alphabets where states deeper than splitBack at the
+// split are common.
+func TestScanSplit(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	for iter := range 3000 {
+		alpha := "ab "
+		if iter%3 == 0 {
+			alpha = "ab\xe7"
+		}
+		var pats []string
+		for range 1 + r.IntN(8) {
+			p := make([]byte, 1+r.IntN(14))
+			for i := range p {
+				p[i] = alpha[r.IntN(len(alpha))]
+			}
+			pats = append(pats, string(p))
+		}
+		a := buildAutomaton(pats)
+		text := make([]byte, splitMin-8+r.IntN(150))
+		for i := range text {
+			text[i] = alpha[r.IntN(len(alpha))]
+		}
+		seq := a.scanFrom(text, 0, 0, nil)
+		countTokens(text, seq)
+		got, _ := a.scanBuf(text, nil, nil)
+		if !slices.Equal(got, seq) {
+			t.Fatalf("patterns %q, text %q: split scan %v, sequential %v", pats, text, got, seq)
+		}
+		if got, want := scanSorted(a, text), naiveScan(pats, text); !slices.Equal(got, want) {
+			t.Fatalf("patterns %q, text %q: %v, naive %v", pats, text, got, want)
+		}
+	}
+}
+
+func TestTokensIn(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			switch r.IntN(4) {
+			case 0:
+				b[i] = ' '
+			case 1:
+				b[i] = byte(0xC0 + r.IntN(64))
+			default:
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		want := uint32(0)
+		for _, c := range b {
+			if c == ' ' || c >= 0xE0 {
+				want++
+			}
+		}
+		if got := tokensIn(b); got != want {
+			t.Fatalf("%x: %d, want %d", b, got, want)
+		}
 	}
 }

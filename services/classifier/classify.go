@@ -87,6 +87,7 @@ type hit struct {
 type scratch struct {
 	nt      normText
 	raw     []rawHit
+	raw2    []rawHit // scanBuf's buffer
 	hits    []hit
 	counts  []uint8 // per term or negative: hits kept
 	sides   []uint8 // per term: bit 0 an A side seen, bit 1 a B side
@@ -131,7 +132,7 @@ func (c *Classifier) classify(title, summary, lang string, explain bool) Result 
 	defer c.pool.Put(sc)
 	sc.title, sc.summary = title, summary
 	sc.nt.set(title, summary)
-	sc.raw = c.ac.scan(sc.nt.b, sc.raw[:0])
+	sc.raw, sc.raw2 = c.ac.scanBuf(sc.nt.b, sc.raw[:0], sc.raw2)
 	c.resolve(sc, c.itemMask(lang))
 	if !explain {
 		c.dropIdle(sc)
@@ -189,40 +190,26 @@ func (c *Classifier) resolve(sc *scratch, itemLang uint64) {
 		if pi.wideFirst {
 			ts++
 		}
-		for _, u := range c.uses[pi.uFirst : pi.uFirst+pi.uN] {
-			slot := u.idx
-			limit := uint8(maxHitsPerTerm)
-			group, topic := int32(-1), int32(0)
-			if u.kind == useNeg {
-				n := &c.negs[u.idx]
-				if n.langMask != 0 && n.langMask&itemLang == 0 {
-					continue
-				}
-				slot += int32(len(c.terms))
-				limit = maxHitsPerNeg
-				topic = n.topic
-			} else {
-				group = c.terms[u.idx].group
-				g := &c.groups[group]
-				if g.langMask != 0 && g.langMask&itemLang == 0 {
-					continue
-				}
-				topic = g.topic
+		for i := pi.uFirst; i < pi.uFirst+pi.uN; i++ {
+			u := &c.uses[i]
+			if u.langMask != 0 && u.langMask&itemLang == 0 {
+				continue
 			}
-			if sc.counts[slot] >= limit {
+			slot := u.slot
+			if sc.counts[slot] >= u.limit {
 				continue
 			}
 			if sc.counts[slot] == 0 {
 				sc.touched = append(sc.touched, slot)
 			}
 			sc.counts[slot]++
-			if u.kind != useNeg && c.terms[u.idx].near > 0 {
+			if u.near {
 				// (Only for a hit that is kept: a side past the limit
 				// must not point at the next hit.)
 				sc.nearIdx = append(sc.nearIdx, int32(len(sc.hits)))
 				sc.sides[u.idx] |= 1 << u.kind // useA = 0, useB = 1
 			}
-			sc.hits = append(sc.hits, hit{kind: u.kind, idx: u.idx, group: group, topic: topic,
+			sc.hits = append(sc.hits, hit{kind: u.kind, idx: u.idx, group: u.group, topic: u.topic,
 				s: int32(start), e: int32(end), ts: ts, te: r.tok, alive: true, cancel: -1})
 		}
 	}

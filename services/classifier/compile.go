@@ -59,6 +59,16 @@ const (
 type use struct {
 	kind useKind
 	idx  int32
+	// Filled by New once every group and negative is known, so resolve
+	// reads one record per use: the hit's group (-1 for a negative) and
+	// topic, the language mask that must admit the item, the counts slot
+	// and its limit, and whether the term is a NEAR term.
+	near     bool
+	limit    uint8
+	slot     int32
+	group    int32
+	topic    int32
+	langMask uint64
 }
 
 type cTerm struct {
@@ -259,6 +269,20 @@ func New(set topics.Set) (*Classifier, error) {
 	for i, u := range patUses {
 		c.pats[i].uFirst, c.pats[i].uN = int32(len(c.uses)), int32(len(u))
 		c.uses = append(c.uses, u...)
+	}
+	for i := range c.uses {
+		u := &c.uses[i]
+		if u.kind == useNeg {
+			n := &c.negs[u.idx]
+			u.slot, u.limit = u.idx+int32(len(c.terms)), maxHitsPerNeg
+			u.group, u.topic, u.langMask = -1, n.topic, n.langMask
+		} else {
+			t := &c.terms[u.idx]
+			g := &c.groups[t.group]
+			u.slot, u.limit = u.idx, maxHitsPerTerm
+			u.group, u.topic, u.langMask = t.group, g.topic, g.langMask
+			u.near = t.near > 0
+		}
 	}
 	c.ac = buildAutomaton(patterns)
 	c.pool.New = func() any { return &scratch{} }

@@ -84,8 +84,10 @@ func (n *normText) add(s string) {
 				m := asciiFold[s[i]]
 				b[nb] = m
 				src[nb] = int32(i)
-				x := uint32(m^' ') | uint32(last^' ')
-				nb += int((x | -x) >> 31) // 1 unless both are separators
+				// x is 0 only when both are separators; then x+0xffff
+				// stays below 1<<16.
+				x := (uint32(m)<<8 | uint32(last)) ^ (' '<<8 | ' ')
+				nb += int((x + 0xffff) >> 16) // 1 unless both are separators
 				last = m
 			}
 			n.b, n.src = b[:nb], src[:nb]
