@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -87,6 +88,53 @@ type job struct {
 	first string
 	batch *alert.Batch
 	key   string
+	// fresh: the message is on its first delivery by NATS, so a log
+	// entry for the delivery is unlikely (deliver may claim without a
+	// read first).
+	fresh bool
+	// role, when set, is the story role still being decided: first (and
+	// the batch's updates) are set from it before anything depends on them.
+	role *roleWait
+}
+
+// roleWait is the story roles of a message's subscribers, decided while
+// early deliveries claim (storyRoles).
+type roleWait struct {
+	done chan struct{} // closed once firsts or abort is set
+	// firsts: as storyRoles returns it.
+	firsts map[*subscriber]string
+	// abort: the roles could not be decided; the message is handed back
+	// and the early deliveries are not to be sent.
+	abort bool
+}
+
+// claimsEarly reports whether sub's delivery of it through rt may claim its
+// log entry before the story role is decided: a blind claim (claimsBlind),
+// for a subscriber that waits for a story role, through a receiver whose
+// handling does not depend on the role until it sends (not email, which
+// suppresses updates).
+func (s *Service) claimsEarly(sub *subscriber, rt route, it *event.Item, fresh bool) bool {
+	return fresh && sub.groupsStories(it) && rt.kind != KindEmail && rt.lim == nil &&
+		(sub.sched == nil || rt.kind == KindNATS)
+}
+
+// awaitRole waits for the job's story role if it is still being decided
+// and applies it; false if it could not be decided (the delivery is not
+// to go ahead).
+func (j *job) awaitRole() bool {
+	if j.role == nil {
+		return true
+	}
+	<-j.role.done
+	if j.role.abort {
+		return false
+	}
+	if first := j.role.firsts[j.sub]; first != "" {
+		j.first = first
+		j.batch.Updates = map[string]string{j.item.ID: first}
+	}
+	j.role = nil
+	return true
 }
 
 // handle processes one classified message: route it, deliver it to each
@@ -110,25 +158,12 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	stop := s.keepAlive(msg)
 	defer stop()
-	last := false
-	if md, err := msg.Metadata(); err == nil && md.NumDelivered >= uint64(s.maxDeliver()) {
-		last = true
+	last, fresh := false, false
+	if md, err := msg.Metadata(); err == nil {
+		last = md.NumDelivered >= uint64(s.maxDeliver())
+		fresh = md.NumDelivered == 1
 	}
-	kvHolder := s.kv.Load()
-
-	// First report of its story, or a later one? Decided once per
-	// subscriber, before any receiver sends, so that all agree.
-	firsts, err := s.storyRoles(ctx, kvHolder.kv, subs, it)
-	if err != nil {
-		if !last {
-			s.log.Warn("story log unavailable; will retry", "item_id", it.ID, "err", err)
-			_ = msg.NakWithDelay(s.opts.backoffMin)
-			return
-		}
-		// No redelivery follows: rather an extra alert than none.
-		s.log.Warn("story log unavailable on the last delivery; alerting as a first report", "item_id", it.ID, "err", err)
-		firsts = nil
-	}
+	kv := s.kv.Load().kv
 
 	var (
 		mu      sync.Mutex
@@ -137,27 +172,66 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		anyPend bool
 		reasons []string
 	)
+	run := func(j *job) {
+		wg.Go(func() {
+			o := s.deliver(ctx, kv, j, last)
+			if o.kind == pending && o.waiting && s.opts.parkAfter > 0 && o.delay >= s.opts.parkAfter &&
+				s.park(ctx, kv, j, s.now().Add(o.delay)) {
+				o = outcome{kind: settled}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch o.kind {
+			case pending, owned:
+				if !anyPend || o.delay < delay {
+					delay = o.delay
+				}
+				anyPend = true
+			case dead:
+				reasons = append(reasons, j.sub.name+"/"+j.rt.kind+": "+o.reason)
+			}
+		})
+	}
+
+	// First report of its story, or a later one? Decided once per
+	// subscriber, before any receiver sends, so that all agree. The
+	// deliveries whose claim does not depend on it claim meanwhile and
+	// wait for it before they send (see roleWait).
+	roles := &roleWait{done: make(chan struct{})}
 	for _, sub := range subs {
 		for _, rt := range sub.receivers {
-			j := newJob(sub, rt, it, firsts[sub])
-			wg.Go(func() {
-				o := s.deliver(ctx, kvHolder.kv, j, last)
-				if o.kind == pending && o.waiting && s.opts.parkAfter > 0 && o.delay >= s.opts.parkAfter &&
-					s.park(ctx, kvHolder.kv, j, s.now().Add(o.delay)) {
-					o = outcome{kind: settled}
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				switch o.kind {
-				case pending, owned:
-					if !anyPend || o.delay < delay {
-						delay = o.delay
-					}
-					anyPend = true
-				case dead:
-					reasons = append(reasons, sub.name+"/"+rt.kind+": "+o.reason)
-				}
-			})
+			if s.claimsEarly(sub, rt, it, fresh) {
+				j := newJob(sub, rt, it, "")
+				j.fresh, j.role = true, roles
+				run(j)
+			}
+		}
+	}
+	firsts, err := s.storyRoles(ctx, kv, subs, it)
+	if err != nil {
+		if !last {
+			s.log.Warn("story log unavailable; will retry", "item_id", it.ID, "err", err)
+			// The early claims are given back unsent.
+			roles.abort = true
+			close(roles.done)
+			wg.Wait()
+			_ = msg.NakWithDelay(s.opts.backoffMin)
+			return
+		}
+		// No redelivery follows: rather an extra alert than none.
+		s.log.Warn("story log unavailable on the last delivery; alerting as a first report", "item_id", it.ID, "err", err)
+		firsts = nil
+	}
+	roles.firsts = firsts
+	close(roles.done)
+
+	for _, sub := range subs {
+		for _, rt := range sub.receivers {
+			if !s.claimsEarly(sub, rt, it, fresh) {
+				j := newJob(sub, rt, it, firsts[sub])
+				j.fresh = fresh
+				run(j)
+			}
 		}
 	}
 	wg.Wait()
@@ -204,12 +278,40 @@ func (s *Service) keepAlive(msg jetstream.Msg) (stop func()) {
 // while the backoff is short. last says the message will not be delivered
 // again, so a delivery still waiting must be dead-lettered now.
 func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, last bool) outcome {
-	log := s.log.With("subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID)
+	// The logger with the delivery's attributes is made when first used:
+	// the usual delivery logs nothing.
+	var jl *slog.Logger
+	log := func() *slog.Logger {
+		if jl == nil {
+			jl = s.jobLog(j)
+		}
+		return jl
+	}
+	blind := j.fresh && s.claimsBlind(j)
 	for {
-		rec, rev, err := s.load(ctx, kv, j.key)
-		if err != nil {
-			log.Warn("delivered log unavailable; will retry", "err", err)
-			return outcome{kind: pending, delay: s.opts.backoffMin}
+		var (
+			rec record
+			rev uint64
+			err error
+		)
+		if blind && s.stopping.Err() == nil {
+			// First look at a message NATS delivers for the first time:
+			// there is almost never a log entry yet, so claim it straight
+			// away with a create (rec and rev as for a missing entry). The
+			// create succeeds only where a read would have found nothing;
+			// if an entry exists it fails with a conflict and the loop
+			// reads the entry and goes on as usual.
+			blind = false
+		} else {
+			blind = false
+			if !j.awaitRole() {
+				return outcome{kind: pending, delay: s.opts.backoffMin}
+			}
+			rec, rev, err = s.load(ctx, kv, j.key)
+			if err != nil {
+				log().Warn("delivered log unavailable; will retry", "err", err)
+				return outcome{kind: pending, delay: s.opts.backoffMin}
+			}
 		}
 		now := s.now()
 		if rec.State == "" && s.suppresses(j) {
@@ -218,7 +320,7 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 				continue
 			}
 			if err != nil {
-				log.Warn("delivered log unavailable; will retry", "err", err)
+				log().Warn("delivered log unavailable; will retry", "err", err)
 				return outcome{kind: pending, delay: s.opts.backoffMin}
 			}
 			return outcome{kind: settled}
@@ -234,7 +336,7 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 				// Another worker or replica is sending it right now.
 				return outcome{kind: owned, delay: rec.Lease.Sub(now) + s.jitter(time.Second)}
 			}
-			log.Warn("resending a delivery interrupted mid-send (same idempotency key)", "key", j.batch.Key, "attempt", rec.Attempts+1)
+			log().Warn("resending a delivery interrupted mid-send (same idempotency key)", "key", j.batch.Key, "attempt", rec.Attempts+1)
 		case stateRetry:
 			if wait := rec.Next.Sub(now); wait > 0 {
 				if last {
@@ -275,7 +377,13 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 			continue
 		}
 		if err != nil {
-			log.Warn("delivered log unavailable; will retry", "err", err)
+			log().Warn("delivered log unavailable; will retry", "err", err)
+			return outcome{kind: pending, delay: s.opts.backoffMin}
+		}
+		if !j.awaitRole() {
+			// Claimed before the story role was known, which it now cannot
+			// be: give the claim back unsent, for the redelivery.
+			s.release(ctx, kv, j, rev)
 			return outcome{kind: pending, delay: s.opts.backoffMin}
 		}
 
@@ -290,7 +398,7 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 			if _, err := s.store(wctx, kv, j.key, rec, rev); err != nil {
 				// The receiver has it; if the mark is lost the delivery is
 				// sent once more with the same key (the contract's window).
-				log.Warn("delivered, but could not record it", "err", err)
+				log().Warn("delivered, but could not record it", "err", err)
 			}
 			s.m.Notifications.WithLabelValues(j.rt.kind, telemetry.NotifySent).Inc()
 			if j.first != "" {
@@ -299,7 +407,9 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 			if ft := j.item.FetchedTime(); !ft.IsZero() {
 				s.m.PipelineLatency.Observe(max(now.Sub(ft), 0).Seconds())
 			}
-			log.Debug("delivered", "attempt", rec.Attempts)
+			if s.log.Enabled(ctx, slog.LevelDebug) {
+				log().Debug("delivered", "attempt", rec.Attempts)
+			}
 			return outcome{kind: settled}
 		}
 		if !retry {
@@ -315,11 +425,39 @@ func (s *Service) deliver(ctx context.Context, kv jetstream.KeyValue, j *job, la
 		if _, err := s.store(wctx, kv, j.key, rec, rev); err != nil {
 			// Our lease ran out and someone took over, or the log is away;
 			// either way look again later.
-			log.Warn("could not record a failed attempt", "err", err)
+			log().Warn("could not record a failed attempt", "err", err)
 			return outcome{kind: pending, delay: delay}
 		}
-		log.Info("delivery failed, will retry", "attempt", rec.Attempts, "delay", delay, "err", sendErr)
+		log().Info("delivery failed, will retry", "attempt", rec.Attempts, "delay", delay, "err", sendErr)
 	}
+}
+
+// release removes a claim at revision rev that was never sent on, so that
+// the next look finds no entry and claims afresh. If that fails the claim
+// stays until its lease runs out and is then taken over (with the same
+// idempotency key, although nothing was sent).
+func (s *Service) release(ctx context.Context, kv jetstream.KeyValue, j *job, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
+	defer cancel()
+	if err := kv.Delete(ctx, j.key, jetstream.LastRevision(rev)); err != nil {
+		s.jobLog(j).Warn("could not give back an unsent claim; it is taken over when its lease runs out", "err", err)
+	}
+}
+
+// jobLog is the logger of one delivery.
+func (s *Service) jobLog(j *job) *slog.Logger {
+	return s.log.With("subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID)
+}
+
+// claimsBlind reports whether, with no log entry, the delivery goes
+// straight to its claim: it is not held for a schedule, not a suppressed
+// update and not paced. For such a delivery a create of the claim decides
+// as much as a read followed by the create would (see deliver).
+func (s *Service) claimsBlind(j *job) bool {
+	if j.rt.lim != nil || s.suppresses(j) {
+		return false
+	}
+	return j.sub.sched == nil || j.rt.kind == KindNATS
 }
 
 // pace waits for the rate limiter when the wait is short; otherwise it
@@ -361,7 +499,7 @@ func (s *Service) attempt(ctx context.Context, rt route, b *alert.Batch) (retry 
 
 // giveUp dead-letters the delivery and records that it is dead.
 func (s *Service) giveUp(ctx context.Context, kv jetstream.KeyValue, j *job, rec record, rev uint64, reason string) outcome {
-	log := s.log.With("subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID)
+	log := s.jobLog(j)
 	now := s.now()
 	dl := DeadLetter{
 		Subscriber:     j.sub.name,

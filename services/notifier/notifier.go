@@ -167,6 +167,7 @@ type Service struct {
 	dead         *prometheus.CounterVec
 	storyUpdates *prometheus.CounterVec
 
+	stories    storyCache // story entries known (story.go)
 	kv         atomic.Pointer[kvHolder]
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
 	consuming  atomic.Bool

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -92,6 +93,13 @@ func (s *Service) storyRoles(ctx context.Context, kv jetstream.KeyValue, subs []
 // the id of the first report.
 func (s *Service) storyRole(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, it *event.Item) (string, error) {
 	key := storyKey(sub.name, it.StoryID)
+	if first, ok := s.stories.get(key); ok {
+		if first == it.ID {
+			return "", nil
+		}
+		return first, nil
+	}
+	created := time.Now()
 	data, err := json.Marshal(storyRecord{FirstItemID: it.ID, FirstAt: s.now().UTC()})
 	if err != nil {
 		return "", fmt.Errorf("notifier: encode story entry: %w", err)
@@ -101,6 +109,7 @@ func (s *Service) storyRole(ctx context.Context, kv jetstream.KeyValue, sub *sub
 	for range 3 {
 		_, err := kv.Create(ctx, key, data)
 		if err == nil {
+			s.stories.put(key, it.ID, created)
 			return "", nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -119,12 +128,71 @@ func (s *Service) storyRole(ctx context.Context, kv jetstream.KeyValue, sub *sub
 			// one alerts rather than be lost as an update of nothing.
 			return "", nil
 		}
+		s.stories.put(key, rec.FirstItemID, e.Created())
 		if rec.FirstItemID == it.ID {
 			return "", nil
 		}
 		return rec.FirstItemID, nil
 	}
 	return "", errors.New("notifier: story entry keeps vanishing")
+}
+
+// storyCache remembers the story entries this process created or read, so
+// that later reports of a story cost no round trip. An entry is only ever
+// created, never changed, and goes only when the bucket's TTL removes it;
+// so what it names is remembered for at most storyCacheFor and never
+// beyond half the TTL after the entry was made, well before it can go.
+type storyCache struct {
+	mu sync.Mutex
+	m  map[string]storyCached
+}
+
+type storyCached struct {
+	first string
+	until time.Time
+}
+
+const (
+	storyCacheFor = time.Hour
+	storyCacheMax = 100_000
+)
+
+func (c *storyCache) get(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || !time.Now().Before(e.until) {
+		return "", false
+	}
+	return e.first, true
+}
+
+// put remembers that the entry at key, made at created, names first.
+func (c *storyCache) put(key, first string, created time.Time) {
+	now := time.Now()
+	until := created.Add(bus.DeliveredTTL / 2)
+	if limit := now.Add(storyCacheFor); limit.Before(until) {
+		until = limit
+	}
+	if !now.Before(until) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]storyCached{}
+	}
+	if len(c.m) >= storyCacheMax {
+		for k, e := range c.m {
+			if !now.Before(e.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= storyCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[key] = storyCached{first: first, until: until}
 }
 
 // newJob is the delivery of it to one receiver of sub; first is the id of
