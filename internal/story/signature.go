@@ -3,7 +3,6 @@ package story
 import (
 	"encoding/binary"
 	"slices"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -75,6 +74,8 @@ func splitmix(x uint64) uint64 {
 }
 
 // sign computes the signature of an item. title and text may hold HTML.
+// The signature's tokens share scratch's array (when it is large enough):
+// copy them to keep them past the next use of scratch.
 //
 // The MinHash is one-permutation hashing: a token's hash picks its band
 // and competes for that band's minimum, so a signature costs one pass over
@@ -83,21 +84,23 @@ func splitmix(x uint64) uint64 {
 func sign(title, text, lang string, scratch []token) signature {
 	var s signature
 	toks := scratch[:0]
-	toks = tokenize(toks, title, lang, true)
+	toks = tokenize(toks, title, lang, true, false)
 	for i := range toks {
 		toks[i] |= fromTitle
 	}
 	if len(toks) < maxTokens {
-		toks = tokenize(toks, text, lang, false)
+		toks = tokenize(toks, text, lang, false, false)
 	}
 	if len(toks) > maxTokens {
 		toks = toks[:maxTokens]
 	}
-	slices.Sort(toks)
+	sortTokens(toks)
 	// Deduplicate, keeping the highest weight. A word of both the headline
 	// and the summary is what the story is about ("biodiesel" in one duty
-	// story, "plywood" in its look-alike): it weighs more.
-	out := make([]token, 0, len(toks))
+	// story, "plywood" in its look-alike): it weighs more. In place: the
+	// signature's tokens are the front of scratch (Index.insertLocked
+	// copies what it keeps).
+	k := 0
 	for i := 0; i < len(toks); {
 		j := i
 		var w uint8
@@ -113,9 +116,11 @@ func sign(title, text, lang string, scratch []token) signature {
 		if inTitle && inText {
 			w += weightBoth
 		}
-		out = append(out, mkToken(uint64(toks[i]), w))
+		toks[k] = mkToken(uint64(toks[i]), w)
+		k++
 		i = j
 	}
+	out := toks[:k:k]
 	s.toks = out
 	for i := range Bands {
 		s.mins[i] = noBand
@@ -128,6 +133,40 @@ func sign(title, text, lang string, scratch []token) signature {
 		}
 	}
 	return s
+}
+
+// sortTokens sorts at most maxTokens tokens: their hashes are uniform, so
+// one counting pass on the top six bits leaves each in a bucket of about
+// one, and an insertion sort finishes the job in about one move each. It
+// uses toks' spare capacity (sign's scratch) as the buffer when it can.
+func sortTokens(toks []token) {
+	n := len(toks)
+	if n <= 16 || n > maxTokens || cap(toks) < 2*n {
+		slices.Sort(toks)
+		return
+	}
+	var count [65]uint8
+	for _, t := range toks {
+		count[t>>58+1]++
+	}
+	for b := 1; b < len(count); b++ {
+		count[b] += count[b-1]
+	}
+	tmp := toks[n : 2*n]
+	for _, t := range toks {
+		b := t >> 58
+		tmp[count[b]] = t
+		count[b]++
+	}
+	for i := 1; i < n; i++ {
+		t := tmp[i]
+		j := i
+		for ; j > 0 && tmp[j-1] > t; j-- {
+			tmp[j] = tmp[j-1]
+		}
+		tmp[j] = t
+	}
+	copy(toks, tmp)
 }
 
 // noBand marks a band without a value.
@@ -175,10 +214,11 @@ func similarity(a, b []token) float64 {
 //
 // It runs on every classified item, so it hashes words as it reads them
 // (FNV-1a over the folded UTF-8) instead of building strings.
-func tokenize(toks []token, s, lang string, title bool) []token {
-	if strings.IndexByte(s, '<') >= 0 || strings.IndexByte(s, '&') >= 0 {
-		s = htmltext.ToText(s)
-	}
+//
+// s may hold HTML unless plain is set: at its first '<' or '&', tokenize
+// starts again on the text of s (htmltext.ToText), which most items, sent
+// as plain text, never need.
+func tokenize(toks []token, s, lang string, title, plain bool) []token {
 	stop := stopWords(lang)
 	// German capitalises every noun: capitals say nothing about names.
 	useCaps := lang != "de"
@@ -188,6 +228,20 @@ func tokenize(toks []token, s, lang string, title bool) []token {
 	var prevCJK rune
 	var buf [48]byte
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf && !asciiWord[c] {
+			// Spaces and punctuation, without rune decoding.
+			prevCJK = 0
+			switch c {
+			case '.', '!', '?', ':', ';':
+				sentenceStart = true
+			case '<', '&':
+				if !plain {
+					return tokenize(toks[:first], htmltext.ToText(s), lang, title, true)
+				}
+			}
+			i++
+			continue
+		}
 		r, size := decode(s, i)
 		if r >= 0x2e80 && isCJK(r) {
 			if prevCJK != 0 && !(isHiragana(prevCJK) && isHiragana(r)) {
@@ -213,7 +267,11 @@ func tokenize(toks []token, s, lang string, title bool) []token {
 				j++
 			}
 			if j == len(s) || s[j] < utf8.RuneSelf {
-				word := s[i:j]
+				// Folded and hashed straight from s: the word is ASCII
+				// letters and digits, so c|0x20 is its lower case, and
+				// hashBytes of the word and of its stem need only its
+				// first eight (or twelve) bytes, loaded a word at a time.
+				start, n := i, j-i
 				i = j
 				words++
 				capital := c >= 'A' && c <= 'Z'
@@ -222,29 +280,33 @@ func tokenize(toks []token, s, lang string, title bool) []token {
 				}
 				wasStart := sentenceStart
 				sentenceStart = false
-				n := copy(buf[:], word)
-				for k := range n {
-					buf[k] = asciiLower[buf[k]]
-				}
 				if n < 2 {
 					continue
 				}
+				w0 := loadLower(s, start, min(n, 8))
 				h := uint64(0)
-				if n <= maxStopLen {
-					full := hashBytes(buf[:n])
-					if stop.has(full) {
+				var full uint64
+				if n <= maxStopLen && stop.maybe(n, w0) {
+					if n < 8 {
+						full = splitmix(uint64(n)*hashK0 ^ w0)
+					} else {
+						x := (uint64(n)*hashK0 ^ w0) * hashK1
+						x ^= x >> 29
+						full = splitmix(x ^ loadLower(s, start+8, n-8))
+					}
+					if h = stop.lookup(full); h == stopMark {
 						continue
 					}
-					h, _ = demonyms.get(full)
 				}
 				if h == 0 {
 					switch {
-					case n == prefixLen && buf[4] == 's' && buf[3] != 's':
-						n = 4
-					case n > prefixLen:
-						n = prefixLen
+					case n == prefixLen && byte(w0>>32) == 's' && byte(w0>>24) != 's':
+						h = splitmix(hashLen4 ^ w0&0xffffffff)
+					case n >= prefixLen:
+						h = splitmix(hashLen5 ^ w0&0xffffffffff)
+					default: // 2 to 4 bytes: the word is its own stem
+						h = splitmix(uint64(n)*hashK0 ^ w0)
 					}
-					h = hashBytes(buf[:n])
 				}
 				w := uint8(weightWord)
 				if useCaps && capital && !wasStart {
@@ -333,11 +395,9 @@ func tokenize(toks []token, s, lang string, title bool) []token {
 		}
 		h := uint64(0)
 		if n <= maxStopLen {
-			full := hashBytes(buf[:n])
-			if stop.has(full) {
+			if h = stop.lookup(hashBytes(buf[:n])); h == stopMark {
 				continue
 			}
-			h, _ = demonyms.get(full)
 		}
 		if h == 0 {
 			// The stem: a five-letter plural loses its "s", longer words
@@ -369,8 +429,17 @@ func tokenize(toks []token, s, lang string, title bool) []token {
 }
 
 func decode(s string, i int) (rune, int) {
-	if c := s[i]; c < utf8.RuneSelf {
+	c := s[i]
+	if c < utf8.RuneSelf {
 		return rune(c), 1
+	}
+	// Three bytes (CJK, most punctuation beyond Latin-1), inline: what
+	// utf8.DecodeRuneInString returns, without the call.
+	if c&0xf0 == 0xe0 && i+2 < len(s) && s[i+1]&0xc0 == 0x80 && s[i+2]&0xc0 == 0x80 {
+		r := rune(c&0x0f)<<12 | rune(s[i+1]&0x3f)<<6 | rune(s[i+2]&0x3f)
+		if r >= 0x800 && (r < 0xd800 || r > 0xdfff) {
+			return r, 3
+		}
 	}
 	return utf8.DecodeRuneInString(s[i:])
 }
@@ -444,9 +513,9 @@ func isHiragana(r rune) bool { return r >= 0x3040 && r <= 0x309f }
 // time: words are short, and a byte-serial hash such as FNV was the
 // largest cost of a signature.
 func hashBytes(b []byte) uint64 {
-	h := uint64(len(b)) * 0x9e3779b97f4a7c15
+	h := uint64(len(b)) * hashK0
 	for len(b) >= 8 {
-		h = (h ^ binary.LittleEndian.Uint64(b)) * 0xbf58476d1ce4e5b9
+		h = (h ^ binary.LittleEndian.Uint64(b)) * hashK1
 		h ^= h >> 29
 		b = b[8:]
 	}
@@ -455,6 +524,34 @@ func hashBytes(b []byte) uint64 {
 		t |= uint64(c) << (8 * i)
 	}
 	return splitmix(h ^ t)
+}
+
+const (
+	hashK0 = 0x9e3779b97f4a7c15
+	hashK1 = 0xbf58476d1ce4e5b9
+	// hashLen4 and hashLen5 start hashBytes of a 4- and a 5-byte stem.
+	hashLen4 = 4 * hashK0 % (1 << 64)
+	hashLen5 = prefixLen * hashK0 % (1 << 64)
+)
+
+// loadLower returns bytes s[i:i+n] (n <= 8, ASCII letters and digits)
+// lower-cased, little-endian, as hashBytes reads them.
+func loadLower(s string, i, n int) uint64 {
+	if n == 0 {
+		return 0
+	}
+	mask := ^uint64(0) >> (64 - 8*uint(n))
+	if i+8 <= len(s) {
+		_ = s[i+7] // one bounds check; the loads below combine into one
+		v := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		return (v | 0x2020202020202020) & mask
+	}
+	var v uint64
+	for k := n - 1; k >= 0; k-- {
+		v = v<<8 | uint64(s[i+k]|0x20)
+	}
+	return v
 }
 
 // hashRunes hashes a CJK bigram.

@@ -10,35 +10,71 @@ import "strings"
 // path, and a Go map costs several times more here.
 type stopSet struct {
 	slots [stopSlots]uint64
+	// vals holds, per slot, stopMark for a stop word or the stem hash a
+	// demonym stands for (see demonyms): one probe answers both questions.
+	vals [stopSlots]uint64
+	// filter has a bit per (length, first two letters) of the words
+	// held (see maybe): most content words skip the hash and the probe.
+	filter [(maxStopLen + 1) << 10 / 64]uint64
 }
 
 const stopSlots = 1024 // a power of two, well above the largest list
+
+// stopMark is the value of a stop word in a stopSet.
+const stopMark = 1
 
 // maxStopLen is the longest stop word in bytes: longer words skip the
 // lookup. TestStopLen keeps it true.
 const maxStopLen = 12
 
-func (s *stopSet) has(h uint64) bool {
+func (s *stopSet) has(h uint64) bool { return s.lookup(h) == stopMark }
+
+// lookup returns stopMark for a stop word, the stem hash of a demonym's
+// country, or 0.
+func (s *stopSet) lookup(h uint64) uint64 {
 	for i := (h * 0x9e3779b97f4a7c15) >> 54; ; i = (i + 1) & (stopSlots - 1) {
 		switch s.slots[i] {
 		case h:
-			return true
+			return s.vals[i]
 		case 0:
-			return false
+			return 0
 		}
 	}
 }
 
+// maybe reports whether an ASCII word of n bytes (2 to maxStopLen), whose
+// first bytes, lower-cased, are the low bytes of w, may be in s. It has
+// false positives (digits share their low five bits with letters), never
+// false negatives.
+func (s *stopSet) maybe(n int, w uint64) bool {
+	k := uint(n)<<10 | uint(w&0x1f)<<5 | uint(w>>8&0x1f)
+	return s.filter[k>>6]&(1<<(k&63)) != 0
+}
+
+func (s *stopSet) put(w string, v uint64) {
+	if n := len(w); n >= 2 && n <= maxStopLen {
+		k := uint(n)<<10 | uint(w[0]&0x1f)<<5 | uint(w[1]&0x1f)
+		s.filter[k>>6] |= 1 << (k & 63)
+	}
+	h := hashBytes([]byte(w))
+	i := (h * 0x9e3779b97f4a7c15) >> 54
+	for s.slots[i] != 0 && s.slots[i] != h {
+		i = (i + 1) & (stopSlots - 1)
+	}
+	s.slots[i], s.vals[i] = h, v
+}
+
+// newStopSet builds the table of the stop word lists, with the demonyms
+// (stop words win over demonyms, as they did when looked up apart).
 func newStopSet(lists ...string) *stopSet {
 	s := &stopSet{}
+	for p := range strings.FieldsSeq(demonymsEN) {
+		from, to, _ := strings.Cut(p, ":")
+		s.put(from, hashBytes([]byte(stemString(to))))
+	}
 	for _, l := range lists {
 		for w := range strings.FieldsSeq(l) {
-			h := hashBytes([]byte(w))
-			i := (h * 0x9e3779b97f4a7c15) >> 54
-			for s.slots[i] != 0 && s.slots[i] != h {
-				i = (i + 1) & (stopSlots - 1)
-			}
-			s.slots[i] = h
+			s.put(w, stopMark)
 		}
 	}
 	return s
@@ -104,37 +140,6 @@ const demonymsEN = `polish:poland danish:denmark dane:denmark danes:denmark dutc
 	peruvian:peru cuban:cuba filipino:philippines filipinos:philippines emirati:emirates
 	burmese:myanmar welsh:wales scottish:scotland scots:scotland english:england`
 
-// wordMap is an open-addressing table from a word's hash to the hash of
-// the stem that stands for it.
-type wordMap struct {
-	keys, vals [stopSlots]uint64
-}
-
-func (m *wordMap) get(h uint64) (uint64, bool) {
-	for i := (h * 0x9e3779b97f4a7c15) >> 54; ; i = (i + 1) & (stopSlots - 1) {
-		switch m.keys[i] {
-		case h:
-			return m.vals[i], true
-		case 0:
-			return 0, false
-		}
-	}
-}
-
-func newWordMap(pairs string) *wordMap {
-	m := &wordMap{}
-	for p := range strings.FieldsSeq(pairs) {
-		from, to, _ := strings.Cut(p, ":")
-		h := hashBytes([]byte(from))
-		i := (h * 0x9e3779b97f4a7c15) >> 54
-		for m.keys[i] != 0 && m.keys[i] != h {
-			i = (i + 1) & (stopSlots - 1)
-		}
-		m.keys[i], m.vals[i] = h, hashBytes([]byte(stemString(to)))
-	}
-	return m
-}
-
 // stemString is the stem tokenize takes of a folded ASCII word.
 func stemString(w string) string {
 	switch {
@@ -145,5 +150,3 @@ func stemString(w string) string {
 	}
 	return w
 }
-
-var demonyms = newWordMap(demonymsEN)

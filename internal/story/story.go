@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/maphash"
 	"math"
 	"sync"
 	"time"
@@ -92,8 +93,12 @@ type Index struct {
 	ring []member
 	head uint64 // oldest live seq; seqs start at 1, 0 is "none"
 	next uint64 // seq of the next item
-	// ids maps a member key to its seq.
-	ids map[string]uint64
+	// ids maps the hash of a member key (keyHash) to its seq: a flat
+	// table without strings, swept like bands. byKeyLocked checks the key
+	// itself, so a hash collision (one in 2^64) can only make an item
+	// assigned twice be matched by similarity instead of by key.
+	ids  bandTable
+	seed maphash.Seed
 	// bands maps a band value to the seq of the latest item with it;
 	// older items with the same value follow through member.next.
 	bands  bandTable
@@ -101,6 +106,8 @@ type Index struct {
 	// df counts, per token (by the low bits of its id), the items held
 	// that have it: the index's own document frequencies (see rarity).
 	df [dfSlots]uint8
+	// slab is where the tokens of new items are copied (keepLocked).
+	slab []token
 }
 
 const dfSlots = 1 << 16
@@ -188,7 +195,7 @@ func New(opts Options) *Index {
 		opts: opts,
 		head: 1,
 		next: 1,
-		ids:  map[string]uint64{},
+		seed: maphash.MakeSeed(),
 	}
 	if opts.Store != nil {
 		x.kv = &kvStore{kv: opts.Store}
@@ -209,7 +216,8 @@ func (x *Index) Len() int {
 // the story id returned alongside is then the in-memory answer, usable
 // when a possible duplicate alert is better than a delayed one.
 func (x *Index) Assign(ctx context.Context, d Doc) (storyID string, isNew bool, err error) {
-	var scratch [128]token
+	scratch := scratchPool.Get().(*[scratchLen]token)
+	defer scratchPool.Put(scratch)
 	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
 	if x.kv == nil {
 		story, isNew := x.assignMem(memKey(d), d, sig)
@@ -218,19 +226,50 @@ func (x *Index) Assign(ctx context.Context, d Doc) (storyID string, isNew bool, 
 	return x.assignKV(ctx, memberKey(d), d, sig)
 }
 
+// scratchLen is the size of a signature's scratch: room for maxTokens and
+// the words of the longest headline (tokenize stops only between texts).
+const scratchLen = 256
+
+// scratchPool holds the scratch arrays of sign: a signature's tokens stay
+// in them until insertLocked copies them to the index's slab.
+var scratchPool = sync.Pool{New: func() any { return new([scratchLen]token) }}
+
+// slabLen is the size of the arrays that hold the tokens of the items in
+// memory: one allocation per slabLen tokens instead of one per item.
+// Items leave in arrival order, so a slab is freed soon after its last
+// item is evicted.
+const slabLen = 8192
+
+// keepLocked copies toks to the slab.
+func (x *Index) keepLocked(toks []token) []token {
+	if len(toks) == 0 {
+		return nil
+	}
+	if len(toks) > slabLen/8 {
+		return append([]token(nil), toks...)
+	}
+	if len(x.slab)+len(toks) > cap(x.slab) {
+		x.slab = make([]token, 0, slabLen)
+	}
+	n := len(x.slab)
+	x.slab = append(x.slab, toks...)
+	return x.slab[n : n+len(toks) : n+len(toks)]
+}
+
 // assignMem is Assign without a store: look up, decide, insert, under one
 // lock so that concurrent near-duplicates still meet.
 func (x *Index) assignMem(key string, d Doc, sig signature) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if m := x.byKeyLocked(key); m != nil {
+	kh := x.keyHash(key)
+	if m := x.byHashLocked(key, kh); m != nil {
 		return m.story, false
 	}
 	story, isNew := newStoryID(d), true
 	if best, _ := x.bestLocked(sig, d.At); best != nil {
 		story, isNew = best.story, false
 	}
-	x.insertLocked(key, story, d.At, sig)
+	x.insertNewLocked(key, kh, story, d.At, sig)
 	return story, isNew
 }
 
@@ -243,11 +282,21 @@ func (x *Index) getLocked(seq uint64) *member {
 }
 
 func (x *Index) byKeyLocked(key string) *member {
-	m := x.getLocked(x.ids[key])
+	return x.byHashLocked(key, x.keyHash(key))
+}
+
+// byHashLocked is byKeyLocked with the key's hash.
+func (x *Index) byHashLocked(key string, kh uint64) *member {
+	m := x.getLocked(x.ids.get(kh))
 	if m == nil || m.key != key {
 		return nil
 	}
 	return m
+}
+
+// keyHash is the key of a member key in x.ids (never 0, the empty slot).
+func (x *Index) keyHash(key string) uint64 {
+	return maphash.String(x.seed, key) | 1
 }
 
 // bestLocked finds the most similar remembered item within the window.
@@ -301,10 +350,16 @@ func (x *Index) inWindow(a, b time.Time) bool {
 // insertLocked remembers an item (or updates the story of one already
 // held) and evicts what is too old or too many.
 func (x *Index) insertLocked(key, story string, at time.Time, sig signature) {
-	if m := x.byKeyLocked(key); m != nil {
+	kh := x.keyHash(key)
+	if m := x.byHashLocked(key, kh); m != nil {
 		m.story = story
 		return
 	}
+	x.insertNewLocked(key, kh, story, at, sig)
+}
+
+// insertNewLocked is insertLocked for a key not held; kh is its keyHash.
+func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Time, sig signature) {
 	if at.After(x.newest) {
 		x.newest = at
 	}
@@ -327,13 +382,13 @@ func (x *Index) insertLocked(key, story string, at time.Time, sig signature) {
 	seq := x.next
 	x.next++
 	m := &x.ring[seq&uint64(len(x.ring)-1)]
-	*m = member{key: key, story: story, at: at, toks: sig.toks}
+	*m = member{key: key, story: story, at: at, toks: x.keepLocked(sig.toks)}
 	for _, t := range sig.toks {
 		if d := &x.df[uint16(t.id())]; *d < ^uint8(0) {
 			*d++
 		}
 	}
-	x.ids[key] = seq
+	x.ids.swap(kh, seq)
 	if len(sig.toks) >= minTokens {
 		for i, v := range sig.mins {
 			if v == noBand {
@@ -357,20 +412,21 @@ func (x *Index) growLocked() {
 	x.ring = ring
 }
 
+// sweepSlack is how many stale entries a table may hold beyond twice its
+// live ones before a sweep: small enough that the tables of a small index
+// stay in cache, large enough that sweeps are rare for a big one.
+const sweepSlack = 1024
+
 // sweepLocked drops table entries that only lead to evicted items, once
 // they could outnumber the live ones; amortised, it is a small constant
 // per item.
 func (x *Index) sweepLocked() {
 	live := int(x.next - x.head)
-	if x.bands.n > 2*Bands*live+4096 {
+	if x.bands.n > 2*Bands*live+sweepSlack {
 		x.bands.sweep(x.head)
 	}
-	if len(x.ids) > 2*live+4096 {
-		for k, seq := range x.ids {
-			if seq < x.head {
-				delete(x.ids, k)
-			}
-		}
+	if x.ids.n > 2*live+sweepSlack {
+		x.ids.sweep(x.head)
 	}
 }
 

@@ -108,8 +108,8 @@ func TestBounded(t *testing.T) {
 		t.Errorf("index holds %d items after the window passed, want 1", n)
 	}
 	live := 0
-	for i, k := range x.bands.keys {
-		if k != 0 && x.bands.seqs[i] >= x.head {
+	for _, e := range x.bands.slots {
+		if e.key != 0 && e.seq >= x.head {
 			live++
 		}
 	}

@@ -5,19 +5,22 @@ package story
 // costs one probe per band (read the old head, write the new one) and the
 // table holds no pointers. Entries are never deleted one by one: items
 // leave by seq order, and sweep rebuilds the table without the entries
-// that only lead to evicted items.
+// that only lead to evicted items. A slot holds key and seq side by side:
+// a probe touches one cache line, not two.
 type bandTable struct {
-	keys []uint64 // 0 = empty slot (bandKey never yields 0 in practice; see slot)
-	seqs []uint64
-	n    int // used slots
+	slots []bandSlot // key 0 = empty slot (bandKey never yields 0 in practice; see slot)
+	n     int        // used slots
+	spare []bandSlot // the array before the last sweep, reused by the next
 }
+
+type bandSlot struct{ key, seq uint64 }
 
 // slot returns the index for key: its slot, or the empty one where it
 // would go.
 func (t *bandTable) slot(key uint64) int {
-	mask := len(t.keys) - 1
+	mask := len(t.slots) - 1
 	for i := int((key * 0x9e3779b97f4a7c15) >> 32 & uint64(mask)); ; i = (i + 1) & mask {
-		if k := t.keys[i]; k == key || k == 0 {
+		if k := t.slots[i].key; k == key || k == 0 {
 			return i
 		}
 	}
@@ -25,10 +28,10 @@ func (t *bandTable) slot(key uint64) int {
 
 // get returns the seq stored for key, 0 when none.
 func (t *bandTable) get(key uint64) uint64 {
-	if len(t.keys) == 0 || key == 0 {
+	if len(t.slots) == 0 || key == 0 {
 		return 0
 	}
-	return t.seqs[t.slot(key)]
+	return t.slots[t.slot(key)].seq
 }
 
 // swap stores seq for key and returns the seq it replaces (0 when none).
@@ -36,16 +39,16 @@ func (t *bandTable) swap(key, seq uint64) uint64 {
 	if key == 0 {
 		return 0 // one key in 2^64 is not worth a special case
 	}
-	if 2*(t.n+1) > len(t.keys) {
-		t.rebuild(max(1024, 2*len(t.keys)), 0)
+	if 2*(t.n+1) > len(t.slots) {
+		t.rebuild(max(1024, 2*len(t.slots)), 0)
 	}
-	i := t.slot(key)
-	old := t.seqs[i]
-	if t.keys[i] == 0 {
-		t.keys[i] = key
+	e := &t.slots[t.slot(key)]
+	old := e.seq
+	if e.key == 0 {
+		e.key = key
 		t.n++
 	}
-	t.seqs[i] = seq
+	e.seq = seq
 	return old
 }
 
@@ -53,8 +56,8 @@ func (t *bandTable) swap(key, seq uint64) uint64 {
 // when it is mostly stale.
 func (t *bandTable) sweep(head uint64) {
 	live := 0
-	for i, k := range t.keys {
-		if k != 0 && t.seqs[i] >= head {
+	for _, e := range t.slots {
+		if e.key != 0 && e.seq >= head {
 			live++
 		}
 	}
@@ -62,17 +65,34 @@ func (t *bandTable) sweep(head uint64) {
 	for 2*live+2 > size {
 		size *= 2
 	}
-	t.rebuild(max(size, 1024), head)
+	if len(t.slots) <= maxSpare {
+		// A small table keeps its size and is rebuilt into the spare:
+		// growing it back after every sweep allocated more than the
+		// sweeps saved.
+		size = max(size, len(t.slots))
+	}
+	t.rebuild(size, head)
 }
 
+// maxSpare bounds the tables that keep a spare array (1 MiB).
+const maxSpare = 1 << 16
+
 func (t *bandTable) rebuild(size int, head uint64) {
-	keys, seqs := t.keys, t.seqs
-	t.keys, t.seqs, t.n = make([]uint64, size), make([]uint64, size), 0
-	for i, k := range keys {
-		if k != 0 && seqs[i] >= head {
-			j := t.slot(k)
-			t.keys[j], t.seqs[j] = k, seqs[i]
+	old := t.slots
+	if cap(t.spare) == size {
+		t.slots = t.spare[:size]
+		clear(t.slots)
+	} else {
+		t.slots = make([]bandSlot, size)
+	}
+	t.spare, t.n = nil, 0
+	for _, e := range old {
+		if e.key != 0 && e.seq >= head {
+			t.slots[t.slot(e.key)] = e
 			t.n++
 		}
+	}
+	if len(old) == size && size <= maxSpare {
+		t.spare = old // a sweep at the same size: the next one reuses it
 	}
 }
