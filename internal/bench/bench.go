@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -27,6 +26,7 @@ import (
 	"github.com/feedmon/feedmon/internal/app"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/services/poller"
 )
 
@@ -127,7 +127,7 @@ subscribers:
 		return nil, fmt.Errorf("bench: config: %w", err)
 	}
 
-	cpu0 := cpuSeconds()
+	cpu0 := procstat.CPU()
 	start = time.Now()
 	feeds.restart(start)
 	// Every feed is on one local host: the poller's politeness gap
@@ -158,13 +158,13 @@ subscribers:
 			res.Delivered = el
 		}
 	}
-	res.CPUSeconds = cpuSeconds() - cpu0
+	res.CPUSeconds = (procstat.CPU() - cpu0).Seconds()
 	if o.AtEnd != nil {
 		if err := o.AtEnd(); err != nil {
 			return nil, err
 		}
 	}
-	res.PeakRSSMiB = peakRSSMiB()
+	res.PeakRSSMiB = float64(procstat.PeakRSS()) / (1 << 20)
 	res.PublishRate = float64(total) / res.Published.Seconds()
 	res.ClassifyRate = float64(total) / res.Classified.Seconds()
 	res.DeliverRate = float64(total) / res.Delivered.Seconds()
@@ -309,20 +309,4 @@ func (s *sink) latencies() []time.Duration {
 	out := slices.Clone(s.lat)
 	slices.Sort(out)
 	return out
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
-}
-
-func peakRSSMiB() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Maxrss) / 1024 // kilobytes on Linux
 }

@@ -1,16 +1,16 @@
 package story_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/htmltext"
+	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/internal/story"
+	"github.com/feedmon/feedmon/internal/testkit"
 	"github.com/feedmon/feedmon/internal/topics"
 	"github.com/feedmon/feedmon/services/classifier"
 )
@@ -70,7 +70,7 @@ func BenchmarkClassifyStory(b *testing.B) {
 				batch = 1
 			}
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := procstat.CPU()
 			for b.Loop() {
 				batch++
 				for i, it := range items {
@@ -85,7 +85,7 @@ func BenchmarkClassifyStory(b *testing.B) {
 			}
 			per := float64(b.N * len(items))
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/item")
-			if d := processCPU() - cpu0; d > 0 {
+			if d := procstat.CPU() - cpu0; d > 0 {
 				b.ReportMetric(float64(d.Nanoseconds())/per, "cpu-ns/item")
 			}
 		})
@@ -93,18 +93,8 @@ func BenchmarkClassifyStory(b *testing.B) {
 }
 
 func benchItems(b *testing.B) [][3]string {
-	f, err := os.Open("testdata/stories.jsonl")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
 	var items [][3]string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var it struct{ Title, Summary, Lang string }
-		if err := json.Unmarshal(sc.Bytes(), &it); err != nil {
-			b.Fatal(err)
-		}
+	for _, it := range testkit.ReadJSONL[struct{ Title, Summary, Lang string }](b, "testdata/stories.jsonl") {
 		items = append(items, [3]string{htmltext.ToText(it.Title), htmltext.ToText(it.Summary), it.Lang})
 	}
 	return items

@@ -1,14 +1,14 @@
 package story
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/feedmon/feedmon/internal/testkit"
 )
 
 // pairScore is the pairwise quality of a grouping against gold groups:
@@ -76,28 +76,7 @@ type fixture struct {
 
 func readJSONL(t testing.TB, path string) []fixture {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []fixture
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var fx fixture
-		if err := json.Unmarshal(sc.Bytes(), &fx); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, fx)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testkit.ReadJSONL[fixture](t, path)
 }
 
 // assignAll runs fixtures through a fresh in-memory index, in file order.

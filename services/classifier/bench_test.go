@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/feedmon/feedmon/internal/htmltext"
+	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/internal/topics"
 )
 
@@ -29,7 +30,7 @@ func benchClassify(b *testing.B, c *Classifier) {
 	b.ReportAllocs()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	cpu0 := processCPU()
+	cpu0 := procstat.CPU()
 	for b.Loop() {
 		for _, it := range items {
 			c.Classify(it[0], it[1], it[2])
@@ -44,7 +45,7 @@ func benchClassify(b *testing.B, c *Classifier) {
 // reportCPU adds "MB/cpu-s": bytes classified per second of CPU time used
 // (all threads, GC included), which stays meaningful on a loaded machine.
 func reportCPU(b *testing.B, cpu0 time.Duration, bytesPerOp int64) {
-	if d := processCPU() - cpu0; d > 0 {
+	if d := procstat.CPU() - cpu0; d > 0 {
 		b.ReportMetric(float64(bytesPerOp)*float64(b.N)/d.Seconds()/1e6, "MB/cpu-s")
 	}
 }
@@ -75,7 +76,7 @@ func BenchmarkClassifyLong(b *testing.B) {
 	summary := strings.Repeat("Beijing tightened export controls on rare earth magnets while NATO allies raised defence spending and the WTO warned about tariffs. ", 16)[:2000]
 	b.SetBytes(int64(len(summary)))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := procstat.CPU()
 	for b.Loop() {
 		c.Classify("Rare earths, tariffs and defence", summary, "en")
 	}

@@ -1,15 +1,14 @@
 package classifier
 
 import (
-	"bufio"
 	"encoding/json"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/feedmon/feedmon/internal/htmltext"
+	"github.com/feedmon/feedmon/internal/testkit"
 	"github.com/feedmon/feedmon/internal/topics"
 )
 
@@ -36,24 +35,7 @@ type fixture struct {
 
 func loadFixtures(t testing.TB, path string) []fixture {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []fixture
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var fx fixture
-		if err := json.Unmarshal(sc.Bytes(), &fx); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		out = append(out, fx)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testkit.ReadJSONL[fixture](t, path)
 }
 
 // builtinFixtures are the table-test files for the built-in topics.
