@@ -33,9 +33,6 @@ const (
 	StreamMaxBytes  = 4 << 30
 	DuplicateWindow = 2 * time.Minute
 	DeliveredTTL    = 14 * 24 * time.Hour
-	// StoryTTL keeps story signatures a little longer than the longest
-	// grouping window one would configure.
-	StoryTTL = 8 * 24 * time.Hour
 	// setupTimeout bounds one attempt at creating a stream or bucket; a
 	// cluster missing a node can block such a call for tens of seconds.
 	setupTimeout = 20 * time.Second
@@ -265,9 +262,6 @@ func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 		cfg.Description = "feedmon: per-feed ids of items already published"
 	case event.BucketLeases:
 		cfg.Description = "feedmon: which poller polls which feed"
-	case event.BucketStories:
-		cfg.Description = "feedmon: near-duplicate story signatures"
-		cfg.TTL = StoryTTL
 	case event.BucketDelivered:
 		cfg.Description = "feedmon: idempotency log of deliveries"
 		cfg.TTL = DeliveredTTL

@@ -94,7 +94,6 @@ const (
 	BucketSeen      = "feedmon_seen"
 	BucketDelivered = "feedmon_delivered"
 	BucketLeases    = "feedmon_leases"
-	BucketStories   = "feedmon_stories"
 )
 
 // ItemsSubject is where the poller publishes a new item of the feed at feedURL.

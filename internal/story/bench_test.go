@@ -1,7 +1,6 @@
 package story
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 func BenchmarkAssign(b *testing.B) {
 	fx := readJSONL(b, "testdata/stories.jsonl")
 	x := New(Options{})
-	ctx := context.Background()
 	b.ReportAllocs()
 	n, batch := 0, 0
 	for b.Loop() {
@@ -22,7 +20,7 @@ func BenchmarkAssign(b *testing.B) {
 		for i, f := range fx {
 			n++
 			at := t0.Add(time.Duration(batch)*72*time.Hour + time.Duration(i)*time.Minute)
-			x.Assign(ctx, Doc{ID: strconv.Itoa(n), Title: f.Title, Text: f.Summary, Lang: f.Lang, At: at})
+			x.Assign(Doc{ID: strconv.Itoa(n), Title: f.Title, Text: f.Summary, Lang: f.Lang, At: at})
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(fx)), "ns/item")

@@ -1,7 +1,6 @@
 package story_test
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"testing"
@@ -42,7 +41,6 @@ func BenchmarkClassifyStory(b *testing.B) {
 		b.Fatal(err)
 	}
 	items := benchItems(b)
-	ctx := context.Background()
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	// warm is how many items the index holds: 5,000 is two days of
 	// topical items from a few hundred feeds; the cap (50,000) is the
@@ -58,14 +56,14 @@ func BenchmarkClassifyStory(b *testing.B) {
 			assign := func(it [3]string, i int) {
 				n++
 				at := t0.Add(time.Duration(batch)*72*time.Hour + time.Duration(i)*time.Minute)
-				idx.Assign(ctx, story.Doc{ID: strconv.Itoa(n), Title: it[0], Text: it[1], Lang: it[2], At: at})
+				idx.Assign(story.Doc{ID: strconv.Itoa(n), Title: it[0], Text: it[1], Lang: it[2], At: at})
 			}
 			if mode != "classify" {
 				// Warm up: a full index, every item unique and in window.
 				for n < warm {
 					it := items[n%len(items)]
 					n++
-					idx.Assign(ctx, story.Doc{ID: strconv.Itoa(n), Title: it[0] + " " + strconv.Itoa(n), Text: strconv.Itoa(n) + " " + it[1], Lang: it[2], At: t0})
+					idx.Assign(story.Doc{ID: strconv.Itoa(n), Title: it[0] + " " + strconv.Itoa(n), Text: strconv.Itoa(n) + " " + it[1], Lang: it[2], At: t0})
 				}
 				batch = 1
 			}

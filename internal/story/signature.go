@@ -98,7 +98,7 @@ func sign(title, text, lang string, scratch []token) signature {
 	// Deduplicate, keeping the highest weight. A word of both the headline
 	// and the summary is what the story is about ("biodiesel" in one duty
 	// story, "plywood" in its look-alike): it weighs more. In place: the
-	// signature's tokens are the front of scratch (Index.insertLocked
+	// signature's tokens are the front of scratch (Index.insertNewLocked
 	// copies what it keeps).
 	k := 0
 	for i := 0; i < len(toks); {

@@ -14,22 +14,19 @@
 // lets what is particular to a story (its goods, country, numbers) decide.
 //
 // The Index keeps recent signatures in memory, bounded by MaxEntries and
-// Window. With a Store (a JetStream KV bucket) it also records every item
-// and band there, so a restarted classifier or another replica finds the
-// same stories, and replicas racing on one story converge on one id (KV
-// Create is the compare-and-set: the first writer of a band wins).
+// Window. It persists nothing itself: Remember adds an item whose story was
+// decided elsewhere (by another replica, or before a restart), which is how
+// the classifier service keeps replicas and restarts in agreement (it
+// follows the stream of classified items, which carry their story ids).
 package story
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/maphash"
 	"math"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Defaults of Options.
@@ -57,9 +54,6 @@ type Options struct {
 	Threshold float64
 	// MaxEntries caps the items kept in memory; the oldest go first.
 	MaxEntries int
-	// Store, when set, persists the index (see the package comment). It
-	// should have a TTL longer than Window (bus.StoryTTL).
-	Store jetstream.KeyValue
 }
 
 // Doc is one item to assign.
@@ -87,7 +81,6 @@ type Doc struct {
 // swept out once they outnumber the live ones.
 type Index struct {
 	opts Options
-	kv   *kvStore
 
 	mu   sync.Mutex
 	ring []member
@@ -173,7 +166,7 @@ func bandKey(band int, v uint64) uint64 { return v ^ (uint64(band)+1)*0x9e3779b9
 
 // member is one assigned item.
 type member struct {
-	key   string // memKey or memberKey of the item
+	key   string // memKey of the item
 	story string
 	at    time.Time
 	toks  []token       // the signature's tokens
@@ -197,9 +190,6 @@ func New(opts Options) *Index {
 		next: 1,
 		seed: maphash.MakeSeed(),
 	}
-	if opts.Store != nil {
-		x.kv = &kvStore{kv: opts.Store}
-	}
 	return x
 }
 
@@ -212,18 +202,43 @@ func (x *Index) Len() int {
 
 // Assign returns the story of d: the story of the most similar item seen
 // within the window when one is similar enough (isNew false), else a new
-// story named after d (isNew true). With a Store, err reports a KV failure;
-// the story id returned alongside is then the in-memory answer, usable
-// when a possible duplicate alert is better than a delayed one.
-func (x *Index) Assign(ctx context.Context, d Doc) (storyID string, isNew bool, err error) {
+// story named after d (isNew true). An item assigned (or remembered)
+// before keeps its story.
+func (x *Index) Assign(d Doc) (storyID string, isNew bool) {
 	scratch := scratchPool.Get().(*[scratchLen]token)
 	defer scratchPool.Put(scratch)
 	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
-	if x.kv == nil {
-		story, isNew := x.assignMem(memKey(d), d, sig)
-		return story, isNew, nil
+	return x.assignMem(memKey(d), d, sig)
+}
+
+// Remember adds d as a member of the story storyID, decided elsewhere:
+// another replica's item, or one assigned before a restart. An item the
+// index holds already keeps the story it has.
+func (x *Index) Remember(d Doc, storyID string) {
+	key := memKey(d)
+	if x.Known(key) {
+		return // cheaper than signing it again
 	}
-	return x.assignKV(ctx, memberKey(d), d, sig)
+	scratch := scratchPool.Get().(*[scratchLen]token)
+	defer scratchPool.Put(scratch)
+	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	kh := x.keyHash(key)
+	if x.byHashLocked(key, kh) != nil {
+		return
+	}
+	x.insertNewLocked(key, kh, storyID, d.At, sig)
+}
+
+// Known reports whether the item with this id (Doc.ID) is held.
+func (x *Index) Known(id string) bool {
+	if id == "" {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.byKeyLocked(id) != nil
 }
 
 // scratchLen is the size of a signature's scratch: room for maxTokens and
@@ -231,7 +246,7 @@ func (x *Index) Assign(ctx context.Context, d Doc) (storyID string, isNew bool, 
 const scratchLen = 256
 
 // scratchPool holds the scratch arrays of sign: a signature's tokens stay
-// in them until insertLocked copies them to the index's slab.
+// in them until insertNewLocked copies them to the index's slab.
 var scratchPool = sync.Pool{New: func() any { return new([scratchLen]token) }}
 
 // slabLen is the size of the arrays that hold the tokens of the items in
@@ -347,18 +362,8 @@ func (x *Index) inWindow(a, b time.Time) bool {
 	return d <= x.opts.Window && d >= -x.opts.Window
 }
 
-// insertLocked remembers an item (or updates the story of one already
-// held) and evicts what is too old or too many.
-func (x *Index) insertLocked(key, story string, at time.Time, sig signature) {
-	kh := x.keyHash(key)
-	if m := x.byHashLocked(key, kh); m != nil {
-		m.story = story
-		return
-	}
-	x.insertNewLocked(key, kh, story, at, sig)
-}
-
-// insertNewLocked is insertLocked for a key not held; kh is its keyHash.
+// insertNewLocked remembers an item whose key (of hash kh) is not held,
+// and evicts what is too old or too many.
 func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Time, sig signature) {
 	if at.After(x.newest) {
 		x.newest = at
@@ -439,27 +444,14 @@ func memKey(d Doc) string {
 	return "\x00text\x00" + d.Title + "\x00" + d.Text
 }
 
-// memberKey names an item in an index with a store, in memory and in KV
-// (where a key must be short and of a few safe characters): a hash of its
-// id, or of its text when it has none.
-func memberKey(d Doc) string {
-	h := sha256.New()
-	if d.ID != "" {
-		h.Write([]byte("id\x00"))
-		h.Write([]byte(d.ID))
-	} else {
-		h.Write([]byte("text\x00"))
-		h.Write([]byte(d.Title))
-		h.Write([]byte{0})
-		h.Write([]byte(d.Text))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
 // newStoryID names a story after its first item.
 func newStoryID(d Doc) string {
 	if d.ID != "" {
 		return d.ID
 	}
-	return "s-" + memberKey(d)
+	h := sha256.New()
+	h.Write([]byte(d.Title))
+	h.Write([]byte{0})
+	h.Write([]byte(d.Text))
+	return "s-" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -1,7 +1,6 @@
 package story
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -60,15 +59,11 @@ func TestAssign(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			x := New(Options{})
-			ctx := context.Background()
-			ida, newA, err := x.Assign(ctx, Doc{ID: tt.a.id, Title: tt.a.title, Text: tt.a.text, Lang: tt.a.lang, At: t0.Add(tt.a.at)})
-			if err != nil || !newA || ida != "a" {
-				t.Fatalf("first item: story %q new %v err %v, want a new story named a", ida, newA, err)
+			ida, newA := x.Assign(Doc{ID: tt.a.id, Title: tt.a.title, Text: tt.a.text, Lang: tt.a.lang, At: t0.Add(tt.a.at)})
+			if !newA || ida != "a" {
+				t.Fatalf("first item: story %q new %v, want a new story named a", ida, newA)
 			}
-			idb, newB, err := x.Assign(ctx, Doc{ID: tt.b.id, Title: tt.b.title, Text: tt.b.text, Lang: tt.b.lang, At: t0.Add(tt.b.at)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			idb, newB := x.Assign(Doc{ID: tt.b.id, Title: tt.b.title, Text: tt.b.text, Lang: tt.b.lang, At: t0.Add(tt.b.at)})
 			if got := idb == ida; got != tt.same || newB == tt.same {
 				t.Errorf("second item: story %q (new %v); same story = %v, want %v (similarity %.3f)", idb, newB, got, tt.same,
 					similarity(sign(tt.a.title, tt.a.text, tt.a.lang, nil).toks, sign(tt.b.title, tt.b.text, tt.b.lang, nil).toks))
@@ -80,13 +75,12 @@ func TestAssign(t *testing.T) {
 func TestAssignSameItemTwice(t *testing.T) {
 	t.Parallel()
 	x := New(Options{})
-	ctx := context.Background()
 	d := Doc{ID: "item-1", Title: "Storm closes ports along the Baltic coast", Text: "Ferries between Germany and Sweden were cancelled as winds reached 120 km/h.", At: t0}
-	first, _, _ := x.Assign(ctx, d)
+	first, _ := x.Assign(d)
 	// A redelivered item keeps its story even if another story came first.
 	other := Doc{ID: "item-0", Title: "Baltic storm: ferries cancelled, ports closed", Text: "Winds of 120 km/h cancelled ferries between Germany and Sweden.", At: t0}
-	x.Assign(ctx, other)
-	again, isNew, _ := x.Assign(ctx, d)
+	x.Assign(other)
+	again, isNew := x.Assign(d)
 	if again != first || isNew {
 		t.Errorf("same item again: story %q new %v, want %q", again, isNew, first)
 	}
@@ -95,15 +89,14 @@ func TestAssignSameItemTwice(t *testing.T) {
 func TestBounded(t *testing.T) {
 	t.Parallel()
 	x := New(Options{MaxEntries: 100, Window: time.Hour})
-	ctx := context.Background()
 	for i := range 1000 {
-		x.Assign(ctx, Doc{ID: fmt.Sprint(i), Title: fmt.Sprintf("Item %d about topic %d", i, i%37), Text: fmt.Sprintf("Words w%d x%d y%d z%d", i, i*7, i*13, i%11), At: t0.Add(time.Duration(i) * time.Second)})
+		x.Assign(Doc{ID: fmt.Sprint(i), Title: fmt.Sprintf("Item %d about topic %d", i, i%37), Text: fmt.Sprintf("Words w%d x%d y%d z%d", i, i*7, i*13, i%11), At: t0.Add(time.Duration(i) * time.Second)})
 	}
 	if n := x.Len(); n > 100 {
 		t.Errorf("index holds %d items, cap 100", n)
 	}
 	// Past the window everything goes, whatever the cap.
-	x.Assign(ctx, Doc{ID: "late", Title: "A much later item with its own words", Text: "Nothing like the others at all here", At: t0.Add(48 * time.Hour)})
+	x.Assign(Doc{ID: "late", Title: "A much later item with its own words", Text: "Nothing like the others at all here", At: t0.Add(48 * time.Hour)})
 	if n := x.Len(); n != 1 {
 		t.Errorf("index holds %d items after the window passed, want 1", n)
 	}
@@ -124,12 +117,11 @@ func TestBounded(t *testing.T) {
 func TestConcurrentAssign(t *testing.T) {
 	t.Parallel()
 	x := New(Options{})
-	ctx := context.Background()
 	var wg sync.WaitGroup
 	ids := make([]string, 16)
 	for i := range ids {
 		wg.Go(func() {
-			ids[i], _, _ = x.Assign(ctx, Doc{ID: fmt.Sprint(i), Title: "Storm closes ports along the Baltic coast", Text: fmt.Sprintf("Ferries between Germany and Sweden were cancelled as winds reached 120 km/h (report %d).", i), At: t0})
+			ids[i], _ = x.Assign(Doc{ID: fmt.Sprint(i), Title: "Storm closes ports along the Baltic coast", Text: fmt.Sprintf("Ferries between Germany and Sweden were cancelled as winds reached 120 km/h (report %d).", i), At: t0})
 		})
 	}
 	wg.Wait()
@@ -243,7 +235,6 @@ func FuzzSign(f *testing.F) {
 func TestRarity(t *testing.T) {
 	t.Parallel()
 	x := New(Options{})
-	ctx := context.Background()
 	background := []Doc{
 		{Title: "Korea's exports rise for a third month on chip shipments", Text: "Outbound shipments grew 6% in October from a year earlier, trade ministry data showed, while imports fell and the trade surplus widened."},
 		{Title: "German exports unexpectedly fall in September", Text: "Shipments abroad dropped 1.2% from the previous month, the statistics office said, with exports to the United States down sharply; the trade surplus narrowed."},
@@ -253,16 +244,16 @@ func TestRarity(t *testing.T) {
 	}
 	for i, d := range background {
 		d.ID, d.At = fmt.Sprintf("bg%d", i), t0
-		x.Assign(ctx, d)
+		x.Assign(d)
 	}
 	mexico := Doc{ID: "mx1", At: t0, Title: "Mexico's exports climb to a record on car shipments", Text: "Exports rose 7% in September from a year earlier, the statistics institute said, as shipments of vehicles to the United States grew; the trade surplus widened."}
 	thailand := Doc{ID: "th1", At: t0, Title: "Thai exports rise more than expected in September", Text: "Shipments abroad grew 5% from a year earlier, the commerce ministry said, on rice and electronics sales, with exports to the United States up 10%; the trade surplus widened."}
 	mexico2 := Doc{ID: "mx2", At: t0, Title: "Record month for Mexican exporters as auto sales abroad rise", Text: "Mexico's statistics institute said exports grew 7% in September, led by vehicles shipped to the United States."}
-	idM, _, _ := x.Assign(ctx, mexico)
-	if idT, _, _ := x.Assign(ctx, thailand); idT == idM {
+	idM, _ := x.Assign(mexico)
+	if idT, _ := x.Assign(thailand); idT == idM {
 		t.Errorf("Thai trade figures joined the Mexican story")
 	}
-	if id2, _, _ := x.Assign(ctx, mexico2); id2 != idM {
+	if id2, _ := x.Assign(mexico2); id2 != idM {
 		t.Errorf("second report of the Mexican figures got story %q, want %q", id2, idM)
 	}
 }

@@ -105,7 +105,7 @@ func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer
 					doc.At = t
 				}
 				// An in-memory index has no error to return.
-				o.StoryID, _, _ = stories.Assign(ctx, doc)
+				o.StoryID, _ = stories.Assign(doc)
 				if o.Scores == nil {
 					o.Scores = map[string]float64{}
 				}

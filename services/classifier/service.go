@@ -29,10 +29,6 @@ const (
 	// publishTimeout bounds publishing one item's topics; past it the
 	// message is handed back and redelivered.
 	publishTimeout = 20 * time.Second
-	// storyTimeout bounds the story lookup (a few dozen KV reads and
-	// writes); past it the item goes out with this replica's in-memory
-	// story id.
-	storyTimeout = 5 * time.Second
 )
 
 // Service is the classifier: a durable consumer on feedmon.items.> that
@@ -48,6 +44,8 @@ type Service struct {
 	errors   *prometheus.CounterVec
 
 	storyOpts story.Options
+	// noStories turns story assignment off (WithoutStories).
+	noStories bool
 	// stories groups near-duplicate items; set by Run once the stories
 	// bucket is open.
 	stories *story.Index
@@ -57,8 +55,10 @@ type Service struct {
 type Option func(*Service)
 
 // WithStoryWindow sets how far apart in publication time two reports of
-// one story may be (default story.DefaultWindow, 48h). Past the bucket's
-// TTL (bus.StoryTTL) stories are forgotten anyway.
+// one story may be (default story.DefaultWindow, 48h). A restarted
+// classifier reloads the classified items of the last window, so past the
+// classified stream's retention (bus.StreamMaxAge) stories are forgotten
+// anyway.
 func WithStoryWindow(d time.Duration) Option {
 	return func(s *Service) { s.storyOpts.Window = d }
 }
@@ -70,10 +70,15 @@ func WithStoryThreshold(t float64) Option {
 }
 
 // WithStoryMaxEntries caps the items the story index keeps in memory
-// (default story.DefaultMaxEntries); older ones are still found through
-// the stories bucket.
+// (default story.DefaultMaxEntries); the oldest go first.
 func WithStoryMaxEntries(n int) Option {
 	return func(s *Service) { s.storyOpts.MaxEntries = n }
+}
+
+// WithoutStories turns story assignment off: items leave without a
+// story_id. It exists to measure what stories cost.
+func WithoutStories() Option {
+	return func(s *Service) { s.noStories = true }
 }
 
 // NewService compiles cfg's topic set and returns the service.
@@ -94,12 +99,11 @@ func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg promet
 		}),
 		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedmon_classifier_errors_total",
-			Help: "Items the classifier could not handle, by reason (decode: dropped; publish: retried; story: story index unavailable, published with an in-memory story id).",
+			Help: "Items the classifier could not handle, by reason (decode: dropped; publish: retried).",
 		}, []string{"reason"}),
 	}
 	s.errors.WithLabelValues("decode")
 	s.errors.WithLabelValues("publish")
-	s.errors.WithLabelValues("story")
 	s.storyOpts.Window = cfg.Stories.Window.D()
 	s.storyOpts.Threshold = cfg.Stories.Threshold
 	s.storyOpts.MaxEntries = cfg.Stories.MaxEntries
@@ -130,25 +134,32 @@ func (s *Service) Ready() error {
 }
 
 // Run consumes until ctx ends, then lets in-flight items finish. It first
-// opens the stories bucket, so that every replica shares one story index.
+// loads the story index (see followStories), so that a restarted
+// classifier and every replica agree on stories.
 func (s *Service) Run(ctx context.Context) error {
-	err := bus.Retry(ctx, s.log, "kv "+event.BucketStories, func(ctx context.Context) error {
-		kv, err := s.bus.KV(ctx, event.BucketStories)
-		if err != nil {
-			return err
-		}
-		opts := s.storyOpts
-		opts.Store = kv
-		idx := story.New(opts)
-		if err := idx.Start(ctx); err != nil {
+	if err := s.openStories(ctx); err != nil {
+		return nil // ctx ended
+	}
+	return s.consume(ctx)
+}
+
+// openStories loads the story index and starts following the classified
+// stream, retrying until it works or ctx ends.
+func (s *Service) openStories(ctx context.Context) error {
+	if s.noStories {
+		return nil
+	}
+	return bus.Retry(ctx, s.log, "follow "+event.StreamClassified, func(ctx context.Context) error {
+		idx := story.New(s.storyOpts)
+		if err := s.followStories(ctx, idx); err != nil {
 			return err
 		}
 		s.stories = idx
 		return nil
 	})
-	if err != nil {
-		return nil // ctx ended
-	}
+}
+
+func (s *Service) consume(ctx context.Context) error {
 	return s.bus.Consume(ctx, bus.ConsumeOptions{
 		Stream: event.StreamItems,
 		Consumer: jetstream.ConsumerConfig{
@@ -187,7 +198,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	it.Topics, it.Scores, it.Matches = res.Topics, res.Scores, res.Matches
 	// Only items with topics get a story: the others are not published.
-	it.StoryID = s.assignStory(ctx, it)
+	it.StoryID = s.assignStory(it)
 	data, err := it.Marshal()
 	if err != nil {
 		s.errors.WithLabelValues("decode").Inc()
@@ -213,23 +224,11 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// assignStory returns the story id of an item. Should the stories bucket
-// fail, the item goes out with the id this replica's memory gives it: a
-// possible second alert for one story is better than a late first one.
-func (s *Service) assignStory(ctx context.Context, it *event.Item) string {
+// assignStory returns the story id of an item.
+func (s *Service) assignStory(it *event.Item) string {
 	if s.stories == nil {
 		return ""
 	}
-	at, err := time.Parse(time.RFC3339, it.Published)
-	if err != nil {
-		at = it.FetchedTime()
-	}
-	sctx, cancel := context.WithTimeout(ctx, storyTimeout)
-	defer cancel()
-	id, _, err := s.stories.Assign(sctx, story.Doc{ID: it.ID, Title: it.Title, Text: it.Summary, Lang: it.Lang, At: at})
-	if err != nil {
-		s.errors.WithLabelValues("story").Inc()
-		s.log.Warn("story index unavailable, using this replica's memory", "item_id", it.ID, "err", err)
-	}
+	id, _ := s.stories.Assign(storyDoc(it))
 	return id
 }

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
@@ -82,5 +84,145 @@ func TestServiceStoryID(t *testing.T) {
 	// Eight workers take i1 and i2 at once: either may name the story.
 	if s := got["i1"]; (s != "i1" && s != "i2") || got["i2"] != s || got["i3"] != "i3" {
 		t.Errorf("story ids %v, want i1 and i2 in one story named after one of them, i3 in its own", got)
+	}
+}
+
+// storyService starts a classifier service on b; it stops when the test
+// ends, or when the returned function is called.
+func storyService(t *testing.T, b *bus.Bus) (stop func()) {
+	t.Helper()
+	set, err := topics.Effective(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.TopicSet = set
+	reg := prometheus.NewRegistry()
+	svc, err := NewService(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), WithStoryWindow(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("classifier: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	bustest.Eventually(t, 10*time.Second, func() bool { return svc.Ready() == nil }, "classifier ready")
+	return stop
+}
+
+// storyIDs collects the story id of every classified item.
+func storyIDs(t *testing.T, b *bus.Bus) func(id string) string {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[string]string{}
+	sub, err := b.NC.Subscribe(event.ClassifiedAll, func(m *nats.Msg) {
+		it, err := event.Unmarshal(m.Data)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		got[it.ID] = it.StoryID
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return func(id string) string {
+		var s string
+		bustest.Eventually(t, 10*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			s = got[id]
+			return s != ""
+		}, "item %s classified", id)
+		return s
+	}
+}
+
+func publishItem(t *testing.T, b *bus.Bus, it event.Item) {
+	t.Helper()
+	data, err := it.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Publish(context.Background(), event.ItemsSubject(it.FeedURL), it.ID, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two reports of one story and a look-alike, as items; round r makes a new
+// story of each (other numbers, so that rounds do not meet).
+func storyItems(r int) (a, b, other event.Item) {
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	a = event.Item{ID: fmt.Sprintf("a-%d", r), FeedURL: "https://a.example/rss", Published: at,
+		Title:   fmt.Sprintf("China suspends rare earth export controls on %d magnet makers", 100+r),
+		Summary: fmt.Sprintf("The commerce ministry said licensing rules for %d rare earth magnet exporters are on hold until November.", 100+r)}
+	b = event.Item{ID: fmt.Sprintf("b-%d", r), FeedURL: "https://b.example/rss", Published: at,
+		Title:   fmt.Sprintf("Beijing puts rare earth export curbs on %d magnet makers on hold", 100+r),
+		Summary: fmt.Sprintf("China's commerce ministry will suspend licensing rules for %d rare earth magnet exporters until November.", 100+r)}
+	other = event.Item{ID: fmt.Sprintf("c-%d", r), FeedURL: "https://c.example/rss", Published: at,
+		Title:   fmt.Sprintf("China adds graphite to export control list from %d December", 1+r),
+		Summary: "Exporters of synthetic graphite anodes will need licences from December, the commerce ministry said."}
+	return a, b, other
+}
+
+// TestStoriesSurviveRestart: a classifier started after another has
+// stopped knows the stories of the items it classified (it reloads them
+// from the classified stream).
+func TestStoriesSurviveRestart(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	story := storyIDs(t, b)
+	a, bb, other := storyItems(0)
+
+	stop := storyService(t, b)
+	publishItem(t, b, a)
+	idA := story(a.ID)
+	stop()
+
+	storyService(t, b)
+	publishItem(t, b, bb)
+	publishItem(t, b, other)
+	if got := story(bb.ID); got != idA {
+		t.Errorf("after a restart, another outlet's report got story %q, want %q", got, idA)
+	}
+	if got := story(other.ID); got == idA {
+		t.Errorf("the look-alike joined story %q", got)
+	}
+}
+
+// TestStoriesAcrossReplicas: two classifiers share the work; reports of
+// one story get one story id whichever replica takes each (rounds run one
+// item at a time, so each replica has seen the other's items by the time
+// the next report comes).
+func TestStoriesAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	story := storyIDs(t, b)
+	storyService(t, b)
+	storyService(t, b)
+	for r := range 12 {
+		a, bb, other := storyItems(r)
+		publishItem(t, b, a)
+		idA := story(a.ID)
+		publishItem(t, b, bb)
+		if got := story(bb.ID); got != idA {
+			t.Fatalf("round %d: the second report got story %q, want %q", r, got, idA)
+		}
+		publishItem(t, b, other)
+		if got := story(other.ID); got == idA {
+			t.Fatalf("round %d: the look-alike joined story %q", r, got)
+		}
 	}
 }

@@ -1,0 +1,102 @@
+package classifier
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/story"
+)
+
+// followStories fills idx from FEEDMON_CLASSIFIED and keeps it in step
+// with what every replica publishes there, until ctx ends. It returns once
+// the items of the last story window are loaded.
+//
+// Classified items carry the story ids they went out with, so the stream
+// is the record of every story decision: a restarted classifier reloads
+// it, and a replica learns of the others' items from it, without a write
+// of its own per item. An item this index holds already (its own, or one
+// seen on another topic) is recognised from its Nats-Msg-Id header
+// without decoding it.
+func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
+	stream, err := s.bus.EnsureStream(ctx, event.StreamClassified)
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("classifier: stories: %w", err)
+	}
+	window := s.storyOpts.Window
+	if window <= 0 {
+		window = story.DefaultWindow
+	}
+	from := time.Now().Add(-window)
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{event.ClassifiedAll},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	})
+	if err != nil {
+		return fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
+	}
+	// Loaded once the last message that existed now has been read, or at
+	// once when none is recent enough.
+	last := info.State.LastSeq
+	loaded := make(chan struct{})
+	var once sync.Once
+	markLoaded := func() { once.Do(func() { close(loaded) }) }
+	if last == 0 || info.State.LastTime.Before(from) {
+		markLoaded()
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		rememberStory(idx, msg)
+		if md, err := msg.Metadata(); err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
+			markLoaded()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	select {
+	case <-loaded:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rememberStory adds the item of one classified message to idx with the
+// story it was published with.
+func rememberStory(idx *story.Index, msg jetstream.Msg) {
+	// The message id is event.ClassifiedMsgID: "<item id>:<topic>".
+	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		if i := strings.LastIndexByte(id, ':'); i > 0 && idx.Known(id[:i]) {
+			return
+		}
+	}
+	it, err := event.Unmarshal(msg.Data())
+	if err != nil || it.StoryID == "" {
+		return // not an item, or classified without stories: nothing to learn
+	}
+	idx.Remember(storyDoc(it), it.StoryID)
+}
+
+// storyDoc is what the story index is given of an item: its publication
+// time, or when it was fetched when it has none.
+func storyDoc(it *event.Item) story.Doc {
+	at, err := time.Parse(time.RFC3339, it.Published)
+	if err != nil {
+		at = it.FetchedTime()
+	}
+	return story.Doc{ID: it.ID, Title: it.Title, Text: it.Summary, Lang: it.Lang, At: at}
+}
