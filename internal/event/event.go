@@ -5,11 +5,12 @@ package event
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // Item is one news item as it travels through feedmon. Raw items (on
