@@ -203,6 +203,22 @@ func TestNextDelay(t *testing.T) {
 	}
 }
 
+// TestSpreadDelay: the poll after a feed's first is spread over a whole
+// interval, half before to half after, so feeds started together drift
+// apart at once instead of by ±10% per poll.
+func TestSpreadDelay(t *testing.T) {
+	t.Parallel()
+	min5 := 5 * time.Minute
+	for _, tc := range []struct {
+		r    float64
+		want time.Duration
+	}{{0, 150 * time.Second}, {0.5, min5}, {0.999, 449700 * time.Millisecond}} {
+		if got := spreadDelay(min5, func() float64 { return tc.r }); (got - tc.want).Abs() > time.Millisecond {
+			t.Errorf("rnd %v: %s, want %s", tc.r, got, tc.want)
+		}
+	}
+}
+
 func TestFeedTTL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

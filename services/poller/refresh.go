@@ -313,6 +313,13 @@ func (s *Service) record(ctx context.Context, f *feed, now time.Time, out outcom
 		st.Published += int64(out.published)
 	}
 	delay := nextDelay(f.interval, s.poll.MaxBackoff.D(), st.Failures, out.hints, now.Sub(st.LastChange), s.rnd)
+	if !f.phased && st.Failures == 0 {
+		// The first polls after start-up all fall within a few seconds;
+		// spread the next one over a whole interval so that feeds do not
+		// stay in step (bursts of items, of requests to shared hosts).
+		delay = spreadDelay(delay, s.rnd)
+	}
+	f.phased = true
 	st.NextDue = now.Add(delay)
 	st.BackoffUntil = time.Time{}
 	if st.Failures > 0 {

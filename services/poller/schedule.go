@@ -70,6 +70,15 @@ func backoff(interval, maxBackoff time.Duration, failures int, rnd func() float6
 	return min(d, max(maxBackoff, interval))
 }
 
+// spreadDelay is d scaled by a random factor in [0.5, 1.5): on average d,
+// but feeds polled together once are spread over a whole d.
+func spreadDelay(d time.Duration, rnd func() float64) time.Duration {
+	if rnd == nil {
+		rnd = rand.Float64
+	}
+	return time.Duration(float64(d) * (0.5 + rnd()))
+}
+
 func jitter(d time.Duration, rnd func() float64) time.Duration {
 	if rnd == nil {
 		rnd = rand.Float64

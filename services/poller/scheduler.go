@@ -28,6 +28,9 @@ type feed struct {
 	idx      int
 	inflight bool
 	removed  bool
+	// phased is set after the first poll in this process: its next poll
+	// was spread over an interval (spreadDelay).
+	phased bool
 	// hostDelay is a Retry-After the last poll got, applied to the host.
 	hostDelay time.Duration
 	redacted  string
