@@ -39,7 +39,7 @@ const (
 // the country and the goods.
 const (
 	weightWord   = 2
-	weightNumber = 3
+	weightNumber = 4
 	weightName   = 3
 	// weightBoth is added to a word of both the headline and the summary.
 	weightBoth = 2
@@ -48,16 +48,28 @@ const (
 )
 
 // token is one feature of a text: the hash of its normalised form in the
-// high 60 bits, its weight in the low three, and (while a signature is
-// built) a headline flag in bit 3. Packed into one word, a signature
-// sorts as plain integers and takes 8 bytes a token.
+// high 56 bits, its weight in the low three, (while a signature is built)
+// a headline flag in bit 3, in bit 4 whether it is a common word (see
+// commonWords) and in bit 5 whether it is a number. Packed into one word, a signature sorts as plain integers
+// and takes 8 bytes a token.
 type token uint64
 
-func mkToken(h uint64, w uint8) token { return token(h&^0xf | uint64(w)) }
+// isCommon marks a token of a common word, isNumber one of a number.
+const (
+	isCommon = 0x10
+	isNumber = 0x20
+)
 
-func (t token) id() uint64    { return uint64(t) >> 4 }
+func mkToken(h uint64, w uint8) token { return token(h&^0xff | uint64(w)) }
+
+func (t token) id() uint64    { return uint64(t) >> 8 }
 func (t token) weight() uint8 { return uint8(t & 7) }
 func (t token) inTitle() bool { return t&fromTitle != 0 }
+func (t token) common() bool  { return t&isCommon != 0 }
+
+// figure reports a number that counts something (not a common one: a
+// day, a month, a year), which two reports of one event both quote.
+func (t token) figure() bool { return t&(isNumber|isCommon) == isNumber }
 
 // signature is what the index keeps of one item: its weighted token set,
 // sorted, and one MinHash value per band (^0 for a band no token fell in).
@@ -116,7 +128,10 @@ func sign(title, text, lang string, scratch []token) signature {
 		if inTitle && inText {
 			w += weightBoth
 		}
-		toks[k] = mkToken(uint64(toks[i]), w)
+		toks[k] = mkToken(uint64(toks[i]), w) | toks[i]&isNumber
+		if commonWords.has(toks[k].id()) {
+			toks[k] |= isCommon
+		}
 		k++
 		i = j
 	}
@@ -210,7 +225,7 @@ func similarity(a, b []token) float64 {
 // a plural "s" is dropped; numbers keep their digits ("$400m" and "400
 // million" meet at "400", "26,000" is "26000"); Chinese, Japanese and
 // Korean runs give character bigrams (no spaces to split on), except
-// bigrams of two hiragana (particles, inflections).
+// bigrams with a particle or function character (see cjkBreak).
 //
 // It runs on every classified item, so it hashes words as it reads them
 // (FNV-1a over the folded UTF-8) instead of building strings.
@@ -244,7 +259,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		r, size := decode(s, i)
 		if r >= 0x2e80 && isCJK(r) {
-			if prevCJK != 0 && !(isHiragana(prevCJK) && isHiragana(r)) {
+			if prevCJK != 0 && !cjkBreak(prevCJK) && !cjkBreak(r) {
 				toks = append(toks, mkToken(hashRunes(prevCJK, r), weightWord))
 			}
 			prevCJK = r
@@ -386,7 +401,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		if digit {
 			if n > 0 {
-				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber))
+				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber)|isNumber)
 			}
 			continue
 		}
@@ -508,6 +523,22 @@ func isCJK(r rune) bool {
 }
 
 func isHiragana(r rune) bool { return r >= 0x3040 && r <= 0x309f }
+
+// cjkBreak reports a character that ends a CJK word rather than being
+// part of one: hiragana (Japanese particles and inflections: "体の", "の製"
+// say nothing) and the most frequent Chinese function characters ("的",
+// "对", "于"). A bigram with one of them joins two words by grammar, and
+// every notice has dozens of them.
+func cjkBreak(r rune) bool {
+	if isHiragana(r) {
+		return true
+	}
+	switch r {
+	case '的', '了', '和', '与', '及', '对', '将', '在', '于', '是', '为', '等', '并', '其', '已', '也', '从', '向', '把', '被', '之', '或', '而', '这', '该':
+		return true
+	}
+	return false
+}
 
 // hashBytes hashes a folded word (or stem, or number) eight bytes at a
 // time: words are short, and a byte-serial hash such as FNV was the

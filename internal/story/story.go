@@ -12,6 +12,11 @@
 // word's weight scaled down by how many items held share it: the index
 // learns which words are common in the stream ("exports", "duties") and
 // lets what is particular to a story (its goods, country, numbers) decide.
+// Words known to be common (see commonWords) start as if the index had
+// seen them many times already, so that a small or fresh index weighs one
+// outlet's wording less than the names and figures both reports share;
+// and two items that quote different figures ("up to 62%", "up to 36%")
+// need more in common to meet.
 //
 // The Index keeps recent signatures in memory, bounded by MaxEntries and
 // Window. It persists nothing itself: Remember adds an item whose story was
@@ -32,7 +37,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultWindow     = 48 * time.Hour
-	DefaultThreshold  = 0.22
+	DefaultThreshold  = 0.26
 	DefaultMaxEntries = 50_000
 	// perBand bounds the items looked at under one band value (the
 	// latest first): a common word picked by many items costs no more.
@@ -43,6 +48,9 @@ const (
 	// sureSimilarity ends the search for a better candidate: this close
 	// is the same text.
 	sureSimilarity = 0.8
+	// figureConflict scales the similarity of two items whose figures
+	// differ (see similarityLocked).
+	figureConflict = 0.5
 )
 
 // Options configure an Index. Zero values take the defaults.
@@ -109,22 +117,32 @@ const dfSlots = 1 << 16
 // 1/(1+ln df): a word in one item held (or none) counts fully, one in ten
 // items about a third. Words every tariff story uses ("duties", "imports",
 // "exports") then weigh less than what tells one such story from another.
-var rarityOf = func() (t [256]float32) {
-	for d := range t {
-		t[d] = float32(1 / (1 + math.Log(float64(max(d, 1)))))
+//
+// A common word (see commonWords) counts commonDF more items than the
+// index holds with it: the second row of the table.
+var rarityOf = func() (t [2][256]float32) {
+	for d := range t[0] {
+		t[0][d] = float32(1 / (1 + math.Log(float64(max(d, 1)))))
+		t[1][d] = float32(1 / (1 + math.Log(float64(d+commonDF))))
 	}
 	return t
 }()
 
 func (x *Index) rarity(t token) float32 {
-	return rarityOf[x.df[uint16(t.id())]]
+	return rarityOf[t>>4&1][x.df[uint16(t.id())]]
 }
 
 // similarityLocked is the weighted Jaccard similarity of two token sets,
 // each token's weight scaled by its rarity among the items held:
 // Σ min(w) / Σ max(w) over the union of their tokens.
+//
+// Two items that both quote figures (see token.figure) and share none of
+// them are scaled down by figureConflict: reports of one event quote its
+// rate, its sum, its death toll; a look-alike has its own ("up to 62%"
+// against "up to 36%", "47 projects" against a "500 million fund").
 func (x *Index) similarityLocked(a, b []token) float64 {
 	var inter, union float32
+	figA, figB, figBoth := 0, 0, 0
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch ia, ib := a[i].id(), b[j].id(); {
@@ -132,26 +150,45 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 			r := x.rarity(a[i])
 			inter += r * float32(min(a[i].weight(), b[j].weight()))
 			union += r * float32(max(a[i].weight(), b[j].weight()))
+			if a[i].figure() {
+				figBoth++
+			}
 			i++
 			j++
 		case ia < ib:
 			union += x.rarity(a[i]) * float32(a[i].weight())
+			if a[i].figure() {
+				figA++
+			}
 			i++
 		default:
 			union += x.rarity(b[j]) * float32(b[j].weight())
+			if b[j].figure() {
+				figB++
+			}
 			j++
 		}
 	}
 	for ; i < len(a); i++ {
 		union += x.rarity(a[i]) * float32(a[i].weight())
+		if a[i].figure() {
+			figA++
+		}
 	}
 	for ; j < len(b); j++ {
 		union += x.rarity(b[j]) * float32(b[j].weight())
+		if b[j].figure() {
+			figB++
+		}
 	}
 	if union == 0 {
 		return 0
 	}
-	return float64(inter / union)
+	sim := float64(inter / union)
+	if figBoth == 0 && figA > 0 && figB > 0 {
+		sim *= figureConflict
+	}
+	return sim
 }
 
 // similarity is similarityLocked, locking.

@@ -132,22 +132,57 @@ func TestConcurrentAssign(t *testing.T) {
 	}
 }
 
-// TestFixtureQuality checks pairwise precision and recall on
-// testdata/stories.jsonl: reworded pairs of one story (en, de, fr, ja, zh)
-// and look-alikes on the same subject, some deliberately close to
-// boilerplate (two EU duty decisions, two Chinese control notices).
+// TestFixtureQuality checks pairwise precision and recall on the labelled
+// fixtures, each fed through a fresh index in publication (else file)
+// order:
+//
+//   - stories.jsonl: reworded pairs of one story (en, de, fr, ja, zh) and
+//     look-alikes on the same subject, some deliberately close to
+//     boilerplate (two EU duty decisions, two Chinese control notices).
+//   - tune.jsonl: pairs and triples of one event by different outlets, and
+//     look-alikes with the same actors and vocabulary (two Entity List
+//     additions, two Chinese technology export bans, two Rheinmetall
+//     shell plants, two drone incidents in eastern Poland); the weights
+//     and Threshold were chosen on it.
+//   - heldout.jsonl: the same kind, written before tuning and never tuned
+//     on: what the index does with news it was not fitted to.
+//
+// The aim is precision 0.95 and recall 0.90 on each. Where a file falls
+// short, its floor is today's quality (a regression guard) and the
+// comment says why.
 func TestFixtureQuality(t *testing.T) {
 	t.Parallel()
-	fx := readJSONL(t, "testdata/stories.jsonl")
-	gold := map[string]string{}
-	for _, f := range fx {
-		gold[f.ID] = f.Group
+	tests := []struct {
+		file                    string
+		minPrecision, minRecall float64
+	}{
+		// 0.87 / 1.00 when written: the Canadian counter-tariff pair and
+		// its look-alike share the rate, the metals and the minister (x02
+		// merges with s02a and s02b).
+		{"testdata/stories.jsonl", 0.85, 0.95},
+		// 0.79 / 0.69 when written: look-alikes of one company and plant
+		// (Lynas output against Lynas revenue) or one product and place
+		// (two Rheinmetall 155mm plants, Lithuania against Latvia) share
+		// more than some reworded pairs do (a German pair with four words
+		// in common, two reports of one drone crash with one place name).
+		{"testdata/tune.jsonl", 0.75, 0.65},
+		// 0.73 / 1.00 when written: three look-alikes name the event they
+		// follow (a second drone closure "two days after" Copenhagen's).
+		{"testdata/heldout.jsonl", 0.70, 0.95},
 	}
-	s := reportScore(t, gold, assignAll(t, fx, Options{}))
-	// Floors at today's quality on this (hard) set: a regression guard.
-	// See the package's known limits: boilerplate-heavy look-alikes merge.
-	if s.Precision < minFixturePrecision || s.Recall < minFixtureRecall {
-		t.Errorf("precision %.3f recall %.3f, want at least %.2f and %.2f", s.Precision, s.Recall, minFixturePrecision, minFixtureRecall)
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			fx := readJSONL(t, tt.file)
+			gold := map[string]string{}
+			for _, f := range fx {
+				gold[f.ID] = f.Group
+			}
+			s := reportScore(t, gold, assignAll(t, fx, Options{}))
+			if s.Precision < tt.minPrecision || s.Recall < tt.minRecall {
+				t.Errorf("precision %.3f recall %.3f, want at least %.2f and %.2f", s.Precision, s.Recall, tt.minPrecision, tt.minRecall)
+			}
+		})
 	}
 }
 
@@ -161,13 +196,45 @@ func TestScorePairs(t *testing.T) {
 	}
 }
 
-// Quality floors on testdata/stories.jsonl (measured 0.58 / 0.85 when
-// written: four look-alikes share much boilerplate with a story, x02, x04,
-// x06 and x07, and two reworded pairs, s01 and s03, fall just short).
-const (
-	minFixturePrecision = 0.55
-	minFixtureRecall    = 0.80
-)
+// TestFigures: two duty decisions in the same words, on different goods
+// at different rates, stay apart; a reworded report quoting the same
+// figures still joins its story.
+func TestFigures(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	wire := Doc{ID: "wire", At: t0, Title: "Brazil raises import duty on steel wire rod to 25%", Text: "The foreign trade chamber lifted the tariff on steel wire rod from 10.8% to 25% for a year, for imports above a quota of 64,000 tonnes."}
+	tubes := Doc{ID: "tubes", At: t0, Title: "Brazil raises import duty on steel tubes to 35%", Text: "The foreign trade chamber lifted the tariff on steel tubes from 14% to 35% for a year, for imports above a quota of 9,000 tonnes."}
+	wire2 := Doc{ID: "wire2", At: t0, Title: "Brazilian tariff on wire rod imports jumps to 25%", Text: "Gecex approved the rise from 10.8%, which applies to shipments beyond 64,000 tonnes."}
+	idW, _ := x.Assign(wire)
+	if id, _ := x.Assign(tubes); id == idW {
+		t.Errorf("the steel tube duty joined the wire rod story (similarity %.3f)", x.similarity(sign(wire.Title, wire.Text, "", nil).toks, sign(tubes.Title, tubes.Text, "", nil).toks))
+	}
+	if id, _ := x.Assign(wire2); id != idW {
+		t.Errorf("second report of the wire rod duty got story %q, want %q", id, idW)
+	}
+}
+
+// TestCommonWords: the vocabulary of every story is common, what names
+// one story is not.
+func TestCommonWords(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		text, lang string
+		common     bool
+	}{
+		{"government officials announced new tariffs on imports", "en", true},
+		{"Regierung kündigte Zölle an", "de", true},
+		{"le gouvernement annonce des droits de douane", "fr", true},
+		{"商务部发布公告", "zh", true},
+		{"Piotech Osiny Baisogala dysprosium 1,970", "en", false},
+	} {
+		for _, tok := range sign(tt.text, "", tt.lang, nil).toks {
+			if tok.common() != tt.common {
+				t.Errorf("%q: a token is common=%v, want %v", tt.text, tok.common(), tt.common)
+			}
+		}
+	}
+}
 
 func TestStopLen(t *testing.T) {
 	t.Parallel()
@@ -195,6 +262,9 @@ func TestSignatureFolds(t *testing.T) {
 		{"１２０", "120", "ja"},
 		{"Zölle", "zolle", "de"},
 		{"レアアース", "レアアース", "ja"},
+		// Particles and function characters end a CJK word.
+		{"半導体の製造装置", "半導体 製造装置", "ja"},
+		{"原产于美国", "原产 美国", "zh"},
 	}
 	for _, tt := range tests {
 		a, b := sign(tt.a, "", tt.lang, nil), sign(tt.b, "", tt.lang, nil)
