@@ -54,9 +54,23 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 	if last == 0 || info.State.LastTime.Before(from) {
 		markLoaded()
 	}
+	// The index keeps at most MaxEntries items: of a long history only the
+	// last few of them (an item is on one message per topic) are worth
+	// decoding and signing.
+	maxEntries := s.storyOpts.MaxEntries
+	if maxEntries <= 0 {
+		maxEntries = story.DefaultMaxEntries
+	}
+	var skipBelow uint64
+	if keep := uint64(3 * maxEntries); last > keep {
+		skipBelow = last - keep
+	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		rememberStory(idx, msg)
-		if md, err := msg.Metadata(); err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
+		md, err := msg.Metadata()
+		if err != nil || md.Sequence.Stream >= skipBelow {
+			rememberStory(idx, msg)
+		}
+		if err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
 			markLoaded()
 		}
 	})

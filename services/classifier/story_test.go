@@ -89,7 +89,7 @@ func TestServiceStoryID(t *testing.T) {
 
 // storyService starts a classifier service on b; it stops when the test
 // ends, or when the returned function is called.
-func storyService(t *testing.T, b *bus.Bus) (stop func()) {
+func storyService(t *testing.T, b *bus.Bus, opts ...Option) (stop func()) {
 	t.Helper()
 	set, err := topics.Effective(nil)
 	if err != nil {
@@ -98,7 +98,7 @@ func storyService(t *testing.T, b *bus.Bus) (stop func()) {
 	cfg := config.Default()
 	cfg.TopicSet = set
 	reg := prometheus.NewRegistry()
-	svc, err := NewService(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), WithStoryWindow(24*time.Hour))
+	svc, err := NewService(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), append([]Option{WithStoryWindow(24 * time.Hour)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +224,39 @@ func TestStoriesAcrossReplicas(t *testing.T) {
 		if got := story(other.ID); got == idA {
 			t.Fatalf("round %d: the look-alike joined story %q", r, got)
 		}
+	}
+}
+
+// TestStoriesLongHistory: of a classified history longer than the index
+// holds, a restarted classifier keeps the latest items (and their story
+// ids) and lets the oldest go.
+func TestStoriesLongHistory(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx := context.Background()
+	const rounds = 14
+	for r := range rounds {
+		a, _, _ := storyItems(r)
+		a.Topics = []string{"rare_earths"}
+		a.StoryID = fmt.Sprintf("story-%d", r)
+		data, err := a.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Publish(ctx, event.ClassifiedSubject("rare_earths"), event.ClassifiedMsgID(a.ID, "rare_earths"), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	story := storyIDs(t, b)
+	storyService(t, b, WithStoryMaxEntries(4))
+	_, latest, _ := storyItems(rounds - 1)
+	publishItem(t, b, latest)
+	if got, want := story(latest.ID), fmt.Sprintf("story-%d", rounds-1); got != want {
+		t.Errorf("a report of the latest story got story %q, want %q", got, want)
+	}
+	_, oldest, _ := storyItems(0)
+	publishItem(t, b, oldest)
+	if got := story(oldest.ID); got != oldest.ID {
+		t.Errorf("a report of a story past the index's size got story %q, want a new one", got)
 	}
 }
