@@ -3,6 +3,7 @@ package story
 import (
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 
@@ -43,6 +44,9 @@ const (
 	weightName   = 3
 	// weightBoth is added to a word of both the headline and the summary.
 	weightBoth = 2
+	// weightOrdinal is the weight of an ordinal ("fourth", "第四"): a
+	// number to the figure rule, weighed as a word.
+	weightOrdinal = 2
 	// fromTitle marks headline tokens while a signature is built.
 	fromTitle = 0x8
 )
@@ -50,14 +54,21 @@ const (
 // token is one feature of a text: the hash of its normalised form in the
 // high 56 bits, its weight in the low three, (while a signature is built)
 // a headline flag in bit 3, in bit 4 whether it is a common word (see
-// commonWords) and in bit 5 whether it is a number. Packed into one word, a signature sorts as plain integers
-// and takes 8 bytes a token.
+// commonWords), in bit 5 whether it is a number, in bit 6 (while a
+// signature is built) whether it was read in a passing mention and in bit
+// 7 whether it is a name of the headline. Packed into one word, a
+// signature sorts as plain integers and takes 8 bytes a token.
 type token uint64
 
-// isCommon marks a token of a common word, isNumber one of a number.
+// isCommon marks a token of a common word, isNumber one of a number,
+// isHeadName a name the headline holds (not a common word); isMention,
+// while a signature is built, one read in a passing mention of another
+// event (see clause).
 const (
-	isCommon = 0x10
-	isNumber = 0x20
+	isCommon   = 0x10
+	isNumber   = 0x20
+	isMention  = 0x40
+	isHeadName = 0x80
 )
 
 func mkToken(h uint64, w uint8) token { return token(h&^0xff | uint64(w)) }
@@ -66,6 +77,9 @@ func (t token) id() uint64    { return uint64(t) >> 8 }
 func (t token) weight() uint8 { return uint8(t & 7) }
 func (t token) inTitle() bool { return t&fromTitle != 0 }
 func (t token) common() bool  { return t&isCommon != 0 }
+
+// headName reports a name of the headline: 1 or 0.
+func (t token) headName() int { return int(t >> 7 & 1) }
 
 // figure reports a number that counts something (not a common one: a
 // day, a month, a year), which two reports of one event both quote.
@@ -118,6 +132,9 @@ func sign(title, text, lang string, scratch []token) signature {
 		var w uint8
 		inTitle, inText := false, false
 		for ; j < len(toks) && toks[j].id() == toks[i].id(); j++ {
+			if toks[j]&isMention != 0 {
+				continue // counts only when the word has no other use
+			}
 			w = max(w, toks[j].weight())
 			if toks[j].inTitle() {
 				inTitle = true
@@ -125,12 +142,30 @@ func sign(title, text, lang string, scratch []token) signature {
 				inText = true
 			}
 		}
+		// A name of the headline (a place, a company, a person) is what
+		// tells one story from its look-alikes (see similarityLocked).
+		var headName token
+		if inTitle && w == weightName {
+			headName = isHeadName
+		}
 		if inTitle && inText {
 			w += weightBoth
+		}
+		if w == 0 {
+			// Only in passing mentions of another event: what this item
+			// shares with a report of that event says nothing, and
+			// their place or figures are not this item's. Weighed at
+			// all, "Copenhagen" in "two days after sightings shut
+			// Copenhagen airport" would join a report of the Aalborg
+			// closure to the Copenhagen story.
+			i = j
+			continue
 		}
 		toks[k] = mkToken(uint64(toks[i]), w) | toks[i]&isNumber
 		if commonWords.has(toks[k].id()) {
 			toks[k] |= isCommon
+		} else {
+			toks[k] |= headName
 		}
 		k++
 		i = j
@@ -225,7 +260,9 @@ func similarity(a, b []token) float64 {
 // a plural "s" is dropped; numbers keep their digits ("$400m" and "400
 // million" meet at "400", "26,000" is "26000"); Chinese, Japanese and
 // Korean runs give character bigrams (no spaces to split on), except
-// bigrams with a particle or function character (see cjkBreak).
+// bigrams with a particle or function character (see cjkBreak). Ordinals
+// are numbers ("fourth", "quatrième", "第四" are "4"). Tokens read in a
+// passing mention of another event are marked isMention (see clause).
 //
 // It runs on every classified item, so it hashes words as it reads them
 // (FNV-1a over the folded UTF-8) instead of building strings.
@@ -240,6 +277,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 	first := len(toks)
 	words, capitals := 0, 0
 	sentenceStart := true
+	var cl clause
 	var prevCJK rune
 	var buf [48]byte
 	for i := 0; i < len(s); {
@@ -249,6 +287,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 			switch c {
 			case '.', '!', '?', ':', ';':
 				sentenceStart = true
+				cl.mention = 0
+			case ',', '(', ')':
+				cl.mention = 0
 			case '<', '&':
 				if !plain {
 					return tokenize(toks[:first], htmltext.ToText(s), lang, title, true)
@@ -259,8 +300,11 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		r, size := decode(s, i)
 		if r >= 0x2e80 && isCJK(r) {
-			if prevCJK != 0 && !cjkBreak(prevCJK) && !cjkBreak(r) {
-				toks = append(toks, mkToken(hashRunes(prevCJK, r), weightWord))
+			if prevCJK == '第' && cjkNumeral(r) > 0 {
+				// 第四 is "fourth": the ordinal, as in other languages.
+				toks = append(toks, ordinals[cjkNumeral(r)]|cl.mention)
+			} else if prevCJK != 0 && !cjkBreak(prevCJK) && !cjkBreak(r) {
+				toks = append(toks, mkToken(hashRunes(prevCJK, r), weightWord)|cl.mention)
 			}
 			prevCJK = r
 			i += size
@@ -269,8 +313,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		prevCJK = 0
 		if !isWordRune(r) {
-			if r == '.' || r == '!' || r == '?' || r == ':' || r == ';' {
-				sentenceStart = true
+			switch r {
+			case '。', '，', '；', '：', '！', '？', '—', '–', '（', '）':
+				cl.mention = 0
 			}
 			i += size
 			continue
@@ -288,6 +333,8 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 				// first eight (or twelve) bytes, loaded a word at a time.
 				start, n := i, j-i
 				i = j
+				wasUnit := cl.unit
+				cl.unit = false
 				words++
 				capital := c >= 'A' && c <= 'Z'
 				if capital {
@@ -311,6 +358,11 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 					}
 					if h = stop.lookup(full); h == stopMark {
 						continue
+					} else if h-1 < stopMax {
+						if t := cl.stop(h, wasUnit); t != 0 {
+							toks = append(toks, t|cl.mention)
+						}
+						continue
 					}
 				}
 				if h == 0 {
@@ -327,13 +379,15 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 				if useCaps && capital && !wasStart {
 					w = weightName
 				}
-				toks = append(toks, mkToken(h, w))
+				toks = append(toks, mkToken(h, w)|cl.mention)
 				continue
 			}
 		}
 		// One word: letters and digits, with '.' and ',' inside numbers,
 		// folded into buf; end4 and end5 are where its fourth and fifth
 		// runes end.
+		wasUnit := cl.unit
+		cl.unit = false
 		digit := isDigit(fold(r))
 		capital := isUpper(r)
 		n, end4, end5 := 0, 0, 0
@@ -401,7 +455,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		if digit {
 			if n > 0 {
-				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber)|isNumber)
+				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber)|isNumber|cl.mention)
 			}
 			continue
 		}
@@ -411,6 +465,11 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		h := uint64(0)
 		if n <= maxStopLen {
 			if h = stop.lookup(hashBytes(buf[:n])); h == stopMark {
+				continue
+			} else if h-1 < stopMax {
+				if t := cl.stop(h, wasUnit); t != 0 {
+					toks = append(toks, t|cl.mention)
+				}
 				continue
 			}
 		}
@@ -429,7 +488,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		if useCaps && capital && !wasStart {
 			w = weightName
 		}
-		toks = append(toks, mkToken(h, w))
+		toks = append(toks, mkToken(h, w)|cl.mention)
 	}
 	// Headlines in Title Case capitalise every word: there, capitals say
 	// nothing about names either.
@@ -599,3 +658,74 @@ var asciiLower = func() (t [utf8.RuneSelf]byte) {
 	}
 	return t
 }()
+
+// clause follows, while tokenize reads a text, whether its words refer
+// back to another event in passing: "China barred exports from Nexperia's
+// plant, days after the Netherlands took control of the company", "zwei
+// Wochen nach dem Anschlag", "au lendemain de la chute du gouvernement".
+// A follow-up names the event it follows, in the words of every report of
+// that event; a report of the follow-up itself has its own. Such a clause
+// starts at a span of time followed by "after" (or at a word that refers
+// back by itself) and ends at the next comma or sentence end. A bare
+// "after" is not enough: "flights were halted after drones were seen" is
+// the event itself.
+type clause struct {
+	mention token // isMention within such a clause, else 0
+	unit    bool  // the last word read was a span of time
+}
+
+// stop notes a stop word of value v (see stopUnit) and returns the token
+// it stands for (an ordinal's number), or 0. wasUnit is whether the word
+// before it was a span of time.
+func (c *clause) stop(v uint64, wasUnit bool) token {
+	switch {
+	case v == stopUnit:
+		c.unit = true
+	case v == stopAfter:
+		if wasUnit {
+			c.mention = isMention
+		}
+	case v == stopRefer:
+		c.mention = isMention
+	case v > stopOrdinal:
+		return ordinals[v-stopOrdinal]
+	}
+	return 0
+}
+
+// ordinals[n] is the token of the ordinal n: the number n, as tokenize
+// reads "4th" or "4.", so that two items that count differently ("a
+// fourth frigate", "its first frigate") have a figure each.
+var ordinals = func() (t [maxOrdinal + 1]token) {
+	for n := 1; n <= maxOrdinal; n++ {
+		t[n] = mkToken(hashBytes([]byte(strconv.Itoa(n))), weightOrdinal) | isNumber
+	}
+	return t
+}()
+
+// cjkNumeral is the value of a Chinese numeral from 一 to 十, else 0.
+func cjkNumeral(r rune) int {
+	switch r {
+	case '一':
+		return 1
+	case '二':
+		return 2
+	case '三':
+		return 3
+	case '四':
+		return 4
+	case '五':
+		return 5
+	case '六':
+		return 6
+	case '七':
+		return 7
+	case '八':
+		return 8
+	case '九':
+		return 9
+	case '十':
+		return 10
+	}
+	return 0
+}

@@ -20,17 +20,35 @@ type stopSet struct {
 
 const stopSlots = 1024 // a power of two, well above the largest list
 
-// stopMark is the value of a stop word in a stopSet.
-const stopMark = 1
+// Values of a stop word in a stopSet. Besides plain stop words (stopMark),
+// some say where a clause begins that refers back to another event (see
+// tokenize) or stand for a number.
+const (
+	stopMark = 1
+	// stopUnit is a span of time: "days", "Wochen", "mois".
+	stopUnit = 2
+	// stopAfter is "after", "nach", "après": right after a span of time
+	// ("two days after", "zwei Wochen nach"), it opens a passing mention.
+	stopAfter = 3
+	// stopRefer opens a passing mention by itself ("au lendemain de").
+	stopRefer = 4
+	// stopOrdinal+n is an ordinal: "fourth", "vierte", "quatrième" are
+	// the number n (up to maxOrdinal), as "4th", "4." and "4e" are.
+	stopOrdinal = 16
+	maxOrdinal  = 10
+	// stopMax is the largest of these values: a demonym's stem hash is
+	// never this small in practice.
+	stopMax = stopOrdinal + maxOrdinal
+)
 
 // maxStopLen is the longest stop word in bytes: longer words skip the
 // lookup. TestStopLen keeps it true.
 const maxStopLen = 12
 
-func (s *stopSet) has(h uint64) bool { return s.lookup(h) == stopMark }
+func (s *stopSet) has(h uint64) bool { v := s.lookup(h); return v != 0 && v <= stopMax }
 
-// lookup returns stopMark for a stop word, the stem hash of a demonym's
-// country, or 0.
+// lookup returns stopMark (or another value up to stopMax) for a stop
+// word, the stem hash of a demonym's country, or 0.
 func (s *stopSet) lookup(h uint64) uint64 {
 	for i := (h * 0x9e3779b97f4a7c15) >> 54; ; i = (i + 1) & (stopSlots - 1) {
 		switch s.slots[i] {
@@ -65,16 +83,27 @@ func (s *stopSet) put(w string, v uint64) {
 }
 
 // newStopSet builds the table of the stop word lists, with the demonyms
-// (stop words win over demonyms, as they did when looked up apart).
-func newStopSet(lists ...string) *stopSet {
+// (stop words win over demonyms, as they did when looked up apart). Each
+// of lists is a language's stop words, then its words of time spans,
+// "after" words, words that refer back by themselves and ordinals (see
+// the stop* values), in that order; the last two may be empty.
+func newStopSet(lists ...[5]string) *stopSet {
 	s := &stopSet{}
 	for p := range strings.FieldsSeq(demonymsEN) {
 		from, to, _ := strings.Cut(p, ":")
 		s.put(from, hashBytes([]byte(stemString(to))))
 	}
 	for _, l := range lists {
-		for w := range strings.FieldsSeq(l) {
-			s.put(w, stopMark)
+		for k, v := range []uint64{stopMark, stopUnit, stopAfter, stopRefer} {
+			for w := range strings.FieldsSeq(l[k]) {
+				s.put(w, v)
+			}
+		}
+		// One ordinal a field, each with its forms ("vierte:vierten").
+		for n, f := range strings.Fields(l[4]) {
+			for w := range strings.SplitSeq(f, ":") {
+				s.put(w, stopOrdinal+uint64(n+1))
+			}
 		}
 	}
 	return s
@@ -107,11 +136,41 @@ const (
 	million milliard pour cent an ans annee semaine aujourd hui lors plus moins`
 )
 
+// Words that mark a passing mention of another event (see clause), and
+// ordinals, per language: the extra fields of newStopSet. All of them are
+// stop words: spans of time ("weeks", "Monaten", "jours") say no more of a
+// story than "week" and "Jahr" did.
 var (
-	stopAll = newStopSet(stopEN, stopDE, stopFR)
-	stopEn  = newStopSet(stopEN)
-	stopDe  = newStopSet(stopDE)
-	stopFr  = newStopSet(stopFR)
+	langEN = [5]string{stopEN,
+		`day days week weeks month months year years`,
+		`after before`,
+		``,
+		`first second third fourth fifth sixth seventh eighth ninth tenth`}
+	langDE = [5]string{stopDE,
+		`tag tage tagen woche wochen monat monate monaten jahr jahre jahren jahres`,
+		`nach vor`,
+		``,
+		// Not "achten" ("to respect").
+		`erste:ersten:erster:erstes:erstem zweite:zweiten:zweiter:zweites:zweitem
+		dritte:dritten:dritter:drittes:drittem vierte:vierten:vierter:viertes:viertem
+		funfte:funften:funfter:funftes:funftem sechste:sechsten:sechster:sechstes:sechstem
+		siebte:siebten:siebter:siebtes:siebtem achte:achter:achtes:achtem
+		neunte:neunten:neunter:neuntes:neuntem zehnte:zehnten:zehnter:zehntes:zehntem`}
+	langFR = [5]string{stopFR,
+		`jour jours semaine semaines mois an ans annee annees`,
+		`apres avant`,
+		`lendemain`,
+		// Not "premier": "Premier ministre".
+		`premiere:premieres deuxieme:deuxiemes troisieme:troisiemes quatrieme:quatriemes
+		cinquieme:cinquiemes sixieme:sixiemes septieme:septiemes huitieme:huitiemes
+		neuvieme:neuviemes dixieme:dixiemes`}
+)
+
+var (
+	stopAll = newStopSet(langEN, langDE, langFR)
+	stopEn  = newStopSet(langEN)
+	stopDe  = newStopSet(langDE)
+	stopFr  = newStopSet(langFR)
 )
 
 // stopWords is the list of lang, or all of them when lang is unknown. CJK

@@ -15,8 +15,10 @@
 // Words known to be common (see commonWords) start as if the index had
 // seen them many times already, so that a small or fresh index weighs one
 // outlet's wording less than the names and figures both reports share;
-// and two items that quote different figures ("up to 62%", "up to 36%")
-// need more in common to meet.
+// two items that quote different figures ("up to 62%", "up to 36%") or
+// whose headlines name different places need more in common to meet; and
+// what a follow-up says of the event it follows ("two days after drones
+// shut Copenhagen airport") does not count.
 //
 // The Index keeps recent signatures in memory, bounded by MaxEntries and
 // Window. It persists nothing itself: Remember adds an item whose story was
@@ -51,6 +53,9 @@ const (
 	// figureConflict scales the similarity of two items whose figures
 	// differ (see similarityLocked).
 	figureConflict = 0.5
+	// nameConflict scales the similarity of two items whose headlines
+	// each name what the other item lacks (see similarityLocked).
+	nameConflict = 0.5
 )
 
 // Options configure an Index. Zero values take the defaults.
@@ -139,10 +144,20 @@ func (x *Index) rarity(t token) float32 {
 // Two items that both quote figures (see token.figure) and share none of
 // them are scaled down by figureConflict: reports of one event quote its
 // rate, its sum, its death toll; a look-alike has its own ("up to 62%"
-// against "up to 36%", "47 projects" against a "500 million fund").
+// against "up to 36%", "47 projects" against a "500 million fund"; "its
+// first frigate" against "a fourth frigate").
+//
+// Likewise two items whose headlines each name something (a place, a
+// company, a person: a capitalised word that is not common) that the
+// other item does not hold at all, and that share no such name, are
+// scaled down by nameConflict: reports of one event name its place in
+// their headlines, or at least somewhere; a drone closure at another
+// airport, a plant in a neighbouring country names its own ("Lithuania"
+// against "Latvia", "Aalborg" against "Copenhagen").
 func (x *Index) similarityLocked(a, b []token) float64 {
 	var inter, union float32
 	figA, figB, figBoth := 0, 0, 0
+	nameA, nameB, nameBoth := 0, 0, 0
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch ia, ib := a[i].id(), b[j].id(); {
@@ -153,6 +168,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 			if a[i].figure() {
 				figBoth++
 			}
+			nameBoth += (a[i] | b[j]).headName()
 			i++
 			j++
 		case ia < ib:
@@ -160,12 +176,14 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 			if a[i].figure() {
 				figA++
 			}
+			nameA += a[i].headName()
 			i++
 		default:
 			union += x.rarity(b[j]) * float32(b[j].weight())
 			if b[j].figure() {
 				figB++
 			}
+			nameB += b[j].headName()
 			j++
 		}
 	}
@@ -174,12 +192,14 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 		if a[i].figure() {
 			figA++
 		}
+		nameA += a[i].headName()
 	}
 	for ; j < len(b); j++ {
 		union += x.rarity(b[j]) * float32(b[j].weight())
 		if b[j].figure() {
 			figB++
 		}
+		nameB += b[j].headName()
 	}
 	if union == 0 {
 		return 0
@@ -187,6 +207,9 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 	sim := float64(inter / union)
 	if figBoth == 0 && figA > 0 && figB > 0 {
 		sim *= figureConflict
+	}
+	if nameBoth == 0 && nameA > 0 && nameB > 0 {
+		sim *= nameConflict
 	}
 	return sim
 }

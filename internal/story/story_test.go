@@ -2,6 +2,7 @@ package story
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -145,7 +146,12 @@ func TestConcurrentAssign(t *testing.T) {
 //     shell plants, two drone incidents in eastern Poland); the weights
 //     and Threshold were chosen on it.
 //   - heldout.jsonl: the same kind, written before tuning and never tuned
-//     on: what the index does with news it was not fitted to.
+//     on: what the index does with news it was not fitted to. (The rules
+//     for passing mentions, ordinals and headline names were then drawn
+//     from its errors: it is no longer unseen.)
+//   - heldout2.jsonl: the same kind again, harder (follow-ups naming the
+//     event they follow, the same actors at another place or in another
+//     round), written before those rules and never tuned on.
 //
 // The aim is precision 0.95 and recall 0.90 on each. Where a file falls
 // short, its floor is today's quality (a regression guard) and the
@@ -156,19 +162,22 @@ func TestFixtureQuality(t *testing.T) {
 		file                    string
 		minPrecision, minRecall float64
 	}{
-		// 0.87 / 1.00 when written: the Canadian counter-tariff pair and
-		// its look-alike share the rate, the metals and the minister (x02
-		// merges with s02a and s02b).
+		// 0.87 / 1.00: the Canadian counter-tariff pair and its
+		// look-alike share the rate, the metals, the minister and the
+		// place (x02 merges with s02a and s02b).
 		{"testdata/stories.jsonl", 0.85, 0.95},
-		// 0.79 / 0.69 when written: look-alikes of one company and plant
-		// (Lynas output against Lynas revenue) or one product and place
-		// (two Rheinmetall 155mm plants, Lithuania against Latvia) share
-		// more than some reworded pairs do (a German pair with four words
-		// in common, two reports of one drone crash with one place name).
-		{"testdata/tune.jsonl", 0.75, 0.65},
-		// 0.73 / 1.00 when written: three look-alikes name the event they
-		// follow (a second drone closure "two days after" Copenhagen's).
-		{"testdata/heldout.jsonl", 0.70, 0.95},
+		// 0.92 / 0.69: two Chinese technology bans in the same official
+		// wording merge, and some reworded pairs share less than the
+		// threshold asks (a German pair with four words in common, two
+		// reports of one drone crash with one place name).
+		{"testdata/tune.jsonl", 0.90, 0.65},
+		{"testdata/heldout.jsonl", 0.95, 0.95},
+		// 0.69 / 0.82: a product named with a number ("Ariane 6") shares
+		// that figure with its next launch; a follow-up repeats a figure
+		// of the event it follows outside the clause that names it
+		// ("a day after the jet crashed, killing 241"); two pairs are
+		// worded too differently.
+		{"testdata/heldout2.jsonl", 0.65, 0.80},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -238,10 +247,12 @@ func TestCommonWords(t *testing.T) {
 
 func TestStopLen(t *testing.T) {
 	t.Parallel()
-	for _, l := range []string{stopEN, stopDE, stopFR} {
-		for w := range strings.FieldsSeq(l) {
-			if len(w) > maxStopLen {
-				t.Errorf("stop word %q is longer than maxStopLen %d", w, maxStopLen)
+	for _, lang := range [][5]string{langEN, langDE, langFR} {
+		for _, l := range lang {
+			for w := range strings.FieldsFuncSeq(l, func(r rune) bool { return r == ':' || r == ' ' || r == '\n' || r == '\t' }) {
+				if len(w) > maxStopLen {
+					t.Errorf("stop word %q is longer than maxStopLen %d", w, maxStopLen)
+				}
 			}
 		}
 	}
@@ -276,6 +287,80 @@ func TestSignatureFolds(t *testing.T) {
 		if s := sign(w, "", "", nil); len(s.toks) != 0 {
 			t.Errorf("%q gave %d tokens, want none (a stop word)", w, len(s.toks))
 		}
+	}
+}
+
+// TestOrdinals: an ordinal is a figure, the same in words and in digits,
+// and not a common word (the common lists must not hold one).
+func TestOrdinals(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ word, digits, lang string }{
+		{"fourth", "4th", "en"},
+		{"vierte", "4.", "de"},
+		{"quatrième", "4e", "fr"},
+		{"第四", "4", "zh"},
+		{"first", "1st", "en"},
+		{"première", "1re", "fr"},
+		{"ersten", "1.", "de"},
+	} {
+		a, b := sign(tt.word, "", tt.lang, nil), sign(tt.digits, "", tt.lang, nil)
+		if len(a.toks) != 1 || len(b.toks) != 1 || a.toks[0].id() != b.toks[0].id() || !a.toks[0].figure() {
+			t.Errorf("%q and %q: tokens %v and %v, want one figure, the same", tt.word, tt.digits, a.toks, b.toks)
+		}
+	}
+	// "Premier ministre" is no ordinal.
+	if s := sign("premier", "", "fr", nil); len(s.toks) != 1 || s.toks[0].figure() {
+		t.Errorf("premier: tokens %v, want one word", s.toks)
+	}
+}
+
+// TestPassingMention: what a follow-up says of the event it follows
+// ("days after ...", "zwei Wochen nach ...") does not count, up to the end
+// of the clause; a bare "after" is the event itself and counts.
+func TestPassingMention(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		text, lang string
+		gone, kept []string
+	}{
+		{"Strikers blocked the Antwerp docks, three days after a fire gutted Rotterdam's terminal, unions said.", "en", []string{"Rotterdam", "gutted"}, []string{"Antwerp", "unions"}},
+		{"Flights resumed a week after the Ostrava blackout; the airline said.", "en", []string{"Ostrava", "blackout"}, []string{"flights", "airline"}},
+		{"Flights were halted after drones were seen near Billund airport.", "en", nil, []string{"drones", "Billund"}},
+		{"Die Werft meldet Kurzarbeit an, zwei Wochen nach dem Brand in Wolgast.", "de", []string{"Brand", "Wolgast"}, []string{"Werft", "Kurzarbeit"}},
+		{"Le gouvernement démissionne au lendemain de la motion de censure, selon l'Élysée.", "fr", []string{"motion", "censure"}, []string{"démissionne", "Élysée"}},
+	} {
+		sig := sign("", tt.text, tt.lang, nil)
+		has := func(w string) bool {
+			wt := sign(w, "", tt.lang, nil).toks
+			return len(wt) == 1 && slices.ContainsFunc(sig.toks, func(x token) bool { return x.id() == wt[0].id() })
+		}
+		for _, w := range tt.gone {
+			if has(w) {
+				t.Errorf("%q: %q counts, want it dropped (a passing mention)", tt.text, w)
+			}
+		}
+		for _, w := range tt.kept {
+			if !has(w) {
+				t.Errorf("%q: %q was dropped", tt.text, w)
+			}
+		}
+	}
+}
+
+// TestHeadlineNames: two closures at different airports, told in the same
+// words, stay apart; a reworded report of one of them still joins it.
+func TestHeadlineNames(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	billund := Doc{ID: "billund", At: t0, Title: "Fog halts flights at Billund airport", Text: "Dense fog grounded all departures at Billund on Tuesday morning, and incoming flights were diverted to other Danish airports, the operator said."}
+	esbjerg := Doc{ID: "esbjerg", At: t0, Title: "Thick fog closes Esbjerg airport", Text: "The west coast airport suspended departures on Tuesday morning as dense fog settled over Esbjerg; incoming flights were diverted, the operator said."}
+	billund2 := Doc{ID: "billund2", At: t0, Title: "Billund departures grounded as fog blankets Jutland", Text: "The airport in Billund said dense fog had grounded departures on Tuesday morning and arriving flights were sent to other airports."}
+	idB, _ := x.Assign(billund)
+	if id, _ := x.Assign(esbjerg); id == idB {
+		t.Errorf("the Esbjerg closure joined the Billund story (similarity %.3f)", x.similarity(sign(billund.Title, billund.Text, "", nil).toks, sign(esbjerg.Title, esbjerg.Text, "", nil).toks))
+	}
+	if id, _ := x.Assign(billund2); id != idB {
+		t.Errorf("second report of the Billund closure got story %q, want %q", id, idB)
 	}
 }
 
