@@ -33,9 +33,12 @@ const (
 	StreamMaxBytes  = 4 << 30
 	DuplicateWindow = 2 * time.Minute
 	DeliveredTTL    = 14 * 24 * time.Hour
-	// setupTimeout bounds one attempt at creating a stream or bucket; a
-	// cluster missing a node can block such a call for tens of seconds.
-	setupTimeout = 20 * time.Second
+	// setupTimeout bounds one attempt at creating a stream, bucket or
+	// consumer; Retry tries again. Creating is idempotent, and a clustered
+	// NATS can drop the reply when several services create one stream at
+	// once (the stream is made, the caller never hears): a short attempt
+	// turns that into a quick retry rather than a long wait.
+	setupTimeout = 5 * time.Second
 )
 
 // Bus is one connection to NATS with JetStream, and the embedded server
