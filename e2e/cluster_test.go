@@ -246,7 +246,7 @@ subscribers:
 		all = append(all, a, b)
 	}
 	// All six start at once, as a deployment does. Replicas creating the
-	// same R3 stream at the same moment can wait out feedmon's 20 s setup
+	// same R3 stream at the same moment can wait out feedmon's 5 s setup
 	// timeout for a reply nats-server never sends (the stream is created;
 	// the next attempt finds it), so readiness may take a few such rounds.
 	waitReady(t, 90*time.Second, all...)
