@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,12 +66,18 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 	if keep := uint64(3 * maxEntries); last > keep {
 		skipBelow = last - keep
 	}
+	var caughtUp atomic.Bool
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if caughtUp.Load() {
+			rememberStory(idx, msg)
+			return
+		}
 		md, err := msg.Metadata()
 		if err != nil || md.Sequence.Stream >= skipBelow {
 			rememberStory(idx, msg)
 		}
 		if err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
+			caughtUp.Store(true)
 			markLoaded()
 		}
 	})
