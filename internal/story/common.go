@@ -430,8 +430,15 @@ func (s *commonSet) put(id uint64) {
 }
 
 // commonWords is built by signing the lists themselves: whatever tokenize
-// makes of a listed word is what it will make of the word in an item.
-var commonWords = func() *commonSet {
+// makes of a listed word is what it will make of the word in an item. It
+// is set in init, not by an initialiser: tokenize asks it whether a word
+// before a number is common (see modelNumber), which no word of the lists,
+// read one at a time, needs while it is nil.
+var commonWords *commonSet
+
+func init() { commonWords = newCommonWords() }
+
+func newCommonWords() *commonSet {
 	s := &commonSet{}
 	for _, l := range []struct{ words, lang string }{
 		{commonEN, "en"}, {commonEN2, "en"}, {commonNum, "en"}, {commonDE, "de"}, {commonDE2, "de"}, {commonFR2, "fr"}, {commonFR, "fr"}, {commonZH, "zh"}, {commonJA, "ja"},
@@ -443,4 +450,4 @@ var commonWords = func() *commonSet {
 		}
 	}
 	return s
-}()
+}

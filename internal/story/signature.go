@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -54,21 +55,24 @@ const (
 // token is one feature of a text: the hash of its normalised form in the
 // high 56 bits, its weight in the low three, (while a signature is built)
 // a headline flag in bit 3, in bit 4 whether it is a common word (see
-// commonWords), in bit 5 whether it is a number, in bit 6 (while a
-// signature is built) whether it was read in a passing mention and in bit
-// 7 whether it is a name of the headline. Packed into one word, a
-// signature sorts as plain integers and takes 8 bytes a token.
+// commonWords), in bit 5 whether it is a number, in bit 6 whether it was
+// read in a passing mention (while a signature is built) or is a number
+// of the headline (in a signature) and in bit 7 whether it is a name of
+// the headline. Packed into one word, a signature sorts as plain integers
+// and takes 8 bytes a token.
 type token uint64
 
 // isCommon marks a token of a common word, isNumber one of a number,
 // isHeadName a name the headline holds (not a common word); isMention,
 // while a signature is built, one read in a passing mention of another
-// event (see clause).
+// event (see clause). In a signature, the bit of isMention is
+// isHeadFigure: a number the headline holds.
 const (
-	isCommon   = 0x10
-	isNumber   = 0x20
-	isMention  = 0x40
-	isHeadName = 0x80
+	isCommon     = 0x10
+	isNumber     = 0x20
+	isMention    = 0x40
+	isHeadName   = 0x80
+	isHeadFigure = isMention
 )
 
 func mkToken(h uint64, w uint8) token { return token(h&^0xff | uint64(w)) }
@@ -84,6 +88,9 @@ func (t token) headName() int { return int(t >> 7 & 1) }
 // figure reports a number that counts something (not a common one: a
 // day, a month, a year), which two reports of one event both quote.
 func (t token) figure() bool { return t&(isNumber|isCommon) == isNumber }
+
+// headFigure reports a figure of the headline: 1 or 0.
+func (t token) headFigure() int { return int(t >> 6 & 1) }
 
 // signature is what the index keeps of one item: its weighted token set,
 // sorted, and one MinHash value per band (^0 for a band no token fell in).
@@ -162,6 +169,11 @@ func sign(title, text, lang string, scratch []token) signature {
 			continue
 		}
 		toks[k] = mkToken(uint64(toks[i]), w) | toks[i]&isNumber
+		if inTitle && toks[k]&isNumber != 0 {
+			// A figure the headline quotes is the news itself (see
+			// similarityLocked).
+			toks[k] |= isHeadFigure
+		}
 		if commonWords.has(toks[k].id()) {
 			toks[k] |= isCommon
 		} else {
@@ -261,8 +273,10 @@ func similarity(a, b []token) float64 {
 // million" meet at "400", "26,000" is "26000"); Chinese, Japanese and
 // Korean runs give character bigrams (no spaces to split on), except
 // bigrams with a particle or function character (see cjkBreak). Ordinals
-// are numbers ("fourth", "quatrième", "第四" are "4"). Tokens read in a
-// passing mention of another event are marked isMention (see clause).
+// are numbers ("fourth", "quatrième", "第四" are "4"); a number that is
+// part of a name ("Ariane 6", "F-35") is no figure (see modelNumber).
+// Tokens read in a passing mention of another event are marked isMention
+// (see clause).
 //
 // It runs on every classified item, so it hashes words as it reads them
 // (FNV-1a over the folded UTF-8) instead of building strings.
@@ -276,9 +290,13 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 	useCaps := lang != "de"
 	first := len(toks)
 	words, capitals := 0, 0
+	models := false // a number read as part of a name (see modelNumber)
 	sentenceStart := true
 	var cl clause
 	var prevCJK rune
+	// The capitalised word read last (see modelNumber): where it ends,
+	// its hash, and whether it is a single letter ("F" of "F-35").
+	nameEnd, nameHash, nameLetter := -1, uint64(0), false
 	var buf [48]byte
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf && !asciiWord[c] {
@@ -343,6 +361,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 				wasStart := sentenceStart
 				sentenceStart = false
 				if n < 2 {
+					if capital {
+						nameEnd, nameHash, nameLetter = i, 0, true
+					}
 					continue
 				}
 				w0 := loadLower(s, start, min(n, 8))
@@ -379,6 +400,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 				if useCaps && capital && !wasStart {
 					w = weightName
 				}
+				if capital {
+					nameEnd, nameHash, nameLetter = i, h, false
+				}
 				toks = append(toks, mkToken(h, w)|cl.mention)
 				continue
 			}
@@ -390,6 +414,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		cl.unit = false
 		digit := isDigit(fold(r))
 		capital := isUpper(r)
+		start, grouped := i, false
 		n, end4, end5 := 0, 0, 0
 		runes := 0
 		var last, prev rune
@@ -398,6 +423,7 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 				// The common case, without rune decoding or tables.
 				if !asciiWord[c] {
 					if digit && (c == '.' || c == ',') && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+						grouped = true
 						i++
 						continue
 					}
@@ -454,9 +480,17 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 			}
 		}
 		if digit {
-			if n > 0 {
-				toks = append(toks, mkToken(hashBytes(buf[:n]), weightNumber)|isNumber|cl.mention)
+			if n == 0 {
+				continue
 			}
+			h := hashBytes(buf[:n])
+			if !grouped && modelNumber(s, start, i, nameEnd, nameHash, nameLetter) {
+				// Part of a name, weighed as a number; see modelNumber.
+				toks = append(toks, mkToken(h^modelSalt, weightNumber)|cl.mention)
+				models = true
+				continue
+			}
+			toks = append(toks, mkToken(h, weightNumber)|isNumber|cl.mention)
 			continue
 		}
 		if runes < 2 {
@@ -488,18 +522,71 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		if useCaps && capital && !wasStart {
 			w = weightName
 		}
+		if capital {
+			nameEnd, nameHash, nameLetter = i, h, false
+		}
 		toks = append(toks, mkToken(h, w)|cl.mention)
 	}
 	// Headlines in Title Case capitalise every word: there, capitals say
 	// nothing about names either.
 	if title && words >= 3 && capitals*10 > words*6 {
 		for i := first; i < len(toks); i++ {
-			if toks[i].weight() == weightName {
-				toks[i] = mkToken(uint64(toks[i]), weightWord)
+			switch t := toks[i]; {
+			case t.weight() == weightName:
+				toks[i] = mkToken(uint64(t), weightWord)
+			case models && t.weight() == weightNumber && t&isNumber == 0:
+				// "Tesla Axes 200 Jobs": a count after all.
+				toks[i] = t ^ modelSalt | isNumber
 			}
 		}
 	}
 	return toks
+}
+
+// modelSalt sets the token of a number that is part of a name apart from
+// the same number as a count: "Ariane 6" says nothing of "6 satellites".
+// (Its low byte is zero: the token's flags stay as they are.)
+const modelSalt = 0x5a17_c3e9_2b4d_8f00
+
+// modelNumber reports whether the number s[start:end] is part of a name
+// rather than a count: a designation that follows a capitalised word,
+// joined to it by a space or a hyphen ("Ariane 6", "Boeing 787", "F-35",
+// "PAC-3", "Sentinel-1D"). Reports of one launch, one crash, one order
+// share the product's number whatever they count; the next launch of the
+// same rocket shares it too, so as a figure it would hide the counts that
+// tell the two apart (its fourth flight, its third).
+//
+// nameEnd is where the last capitalised word read ends (-1 for none),
+// nameHash its hash (as tokenize hashes it), nameLetter whether it is a
+// single letter, which joins only by a hyphen ("A 10-year deal" is no
+// name). A common word before the number does not name anything ("October
+// 9", "Category 5", "Nearly 300"); a number grouped with '.' or ',' is a
+// measure (the caller tells), as is one followed by '%'; one followed by
+// a hyphen and a digit is a score or a range ("Madrid 2-1", "Swiatek 6-3").
+func modelNumber(s string, start, end, nameEnd int, nameHash uint64, nameLetter bool) bool {
+	if nameEnd < 0 || start != nameEnd+1 {
+		return false
+	}
+	switch s[nameEnd] {
+	case '-':
+	case ' ':
+		if nameLetter {
+			return false
+		}
+	default:
+		return false
+	}
+	if end < len(s) {
+		switch c := s[end]; {
+		case c == '%':
+			return false
+		case c == '-' && end+1 < len(s) && isDigit(rune(s[end+1])):
+			return false
+		case strings.HasPrefix(s[end:], "–") && end+3 < len(s) && isDigit(rune(s[end+3])):
+			return false
+		}
+	}
+	return nameLetter || commonWords == nil || !commonWords.has(nameHash>>8)
 }
 
 func decode(s string, i int) (rune, int) {

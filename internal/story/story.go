@@ -145,7 +145,11 @@ func (x *Index) rarity(t token) float32 {
 // them are scaled down by figureConflict: reports of one event quote its
 // rate, its sum, its death toll; a look-alike has its own ("up to 62%"
 // against "up to 36%", "47 projects" against a "500 million fund"; "its
-// first frigate" against "a fourth frigate").
+// first frigate" against "a fourth frigate"). So are two whose headlines
+// each quote a figure the other item does not hold at all, whatever else
+// they share: the figure a headline quotes is the news, and a look-alike
+// may repeat a figure of the other story in passing (one country's exports
+// "up 7%", another's "up 5%", both recalling the same 19% US tariff).
 //
 // Likewise two items whose headlines each name something (a place, a
 // company, a person: a capitalised word that is not common) that the
@@ -157,6 +161,7 @@ func (x *Index) rarity(t token) float32 {
 func (x *Index) similarityLocked(a, b []token) float64 {
 	var inter, union float32
 	figA, figB, figBoth := 0, 0, 0
+	headFigA, headFigB := 0, 0
 	nameA, nameB, nameBoth := 0, 0, 0
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
@@ -175,6 +180,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 			union += x.rarity(a[i]) * float32(a[i].weight())
 			if a[i].figure() {
 				figA++
+				headFigA += a[i].headFigure()
 			}
 			nameA += a[i].headName()
 			i++
@@ -182,6 +188,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 			union += x.rarity(b[j]) * float32(b[j].weight())
 			if b[j].figure() {
 				figB++
+				headFigB += b[j].headFigure()
 			}
 			nameB += b[j].headName()
 			j++
@@ -191,6 +198,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 		union += x.rarity(a[i]) * float32(a[i].weight())
 		if a[i].figure() {
 			figA++
+			headFigA += a[i].headFigure()
 		}
 		nameA += a[i].headName()
 	}
@@ -198,6 +206,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 		union += x.rarity(b[j]) * float32(b[j].weight())
 		if b[j].figure() {
 			figB++
+			headFigB += b[j].headFigure()
 		}
 		nameB += b[j].headName()
 	}
@@ -205,7 +214,7 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 		return 0
 	}
 	sim := float64(inter / union)
-	if figBoth == 0 && figA > 0 && figB > 0 {
+	if figA > 0 && figB > 0 && (figBoth == 0 || headFigA > 0 && headFigB > 0) {
 		sim *= figureConflict
 	}
 	if nameBoth == 0 && nameA > 0 && nameB > 0 {

@@ -151,7 +151,12 @@ func TestConcurrentAssign(t *testing.T) {
 //     from its errors: it is no longer unseen.)
 //   - heldout2.jsonl: the same kind again, harder (follow-ups naming the
 //     event they follow, the same actors at another place or in another
-//     round), written before those rules and never tuned on.
+//     round), written before those rules and never tuned on. (Reading a
+//     product's number as part of its name was then drawn from its
+//     errors.)
+//   - heldout3.jsonl: the same kind again (trade, export controls,
+//     minerals, defence, sport, weather, crime, markets; en, de, fr, ja,
+//     zh), written before those two rules and never tuned on.
 //
 // The aim is precision 0.95 and recall 0.90 on each. Where a file falls
 // short, its floor is today's quality (a regression guard) and the
@@ -172,12 +177,18 @@ func TestFixtureQuality(t *testing.T) {
 		// reports of one drone crash with one place name).
 		{"testdata/tune.jsonl", 0.90, 0.65},
 		{"testdata/heldout.jsonl", 0.95, 0.95},
-		// 0.69 / 0.82: a product named with a number ("Ariane 6") shares
-		// that figure with its next launch; a follow-up repeats a figure
-		// of the event it follows outside the clause that names it
-		// ("a day after the jet crashed, killing 241"); two pairs are
-		// worded too differently.
-		{"testdata/heldout2.jsonl", 0.65, 0.80},
+		// 1.00 / 0.82: two pairs are worded too differently (a rate
+		// decision told by its range in one report and by its outlook in
+		// the other; a heist told by different details).
+		{"testdata/heldout2.jsonl", 0.95, 0.80},
+		// 0.88 / 0.54: a tennis final merges with the previous final
+		// between the same two players (the same names, set scores with
+		// the same digits), which leaves that final's own pair apart,
+		// and five pairs share too little: a storm told by its landfall
+		// in one report and its evacuations in the other, with different
+		// counts; a shooting, a record gold price, a job cut, a trade
+		// treaty each told in other words.
+		{"testdata/heldout3.jsonl", 0.85, 0.50},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -220,6 +231,82 @@ func TestFigures(t *testing.T) {
 	}
 	if id, _ := x.Assign(wire2); id != idW {
 		t.Errorf("second report of the wire rod duty got story %q, want %q", id, idW)
+	}
+}
+
+// TestModelNumbers: a number that is part of a name is no figure; a count,
+// a measure, a score or a date next to a capitalised word still is.
+func TestModelNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		title, lang, number string
+		figure              bool
+	}{
+		{"Ariane 6 lifts off from Kourou", "fr", "6", false},
+		{"Airline grounds its Boeing 787 fleet", "en", "787", false},
+		{"Norway receives more F-35 jets", "en", "35", false},
+		{"Army orders Patriot PAC-3 interceptors", "en", "3", false},
+		{"Heer bekommt neue Leopard-2-Panzer", "de", "2", false},
+		{"Satellite Sentinel-1D reaches orbit", "en", "1", false},
+		{"Magnitude 7.4 quake hits Mindanao", "en", "74", true},
+		{"Madrid beat Barcelona 2-1 in the league", "en", "2", true},
+		{"Tariffs on Brazil 50% higher from Friday", "en", "50", true},
+		{"Talks resume on October 9 in Geneva", "en", "9", true},
+		{"A 10-year deal for Lockheed", "en", "10", true},
+		{"Carmaker recalls 200 cars in Ohio", "en", "200", true},
+		// Title Case capitalises every word: "Recalls" names nothing.
+		{"Tesla Axes 200 Jobs At Ohio Plant", "en", "200", true},
+	} {
+		plain := hashBytes([]byte(tt.number)) >> 8
+		var figure, model bool
+		for _, tok := range sign(tt.title, "", tt.lang, nil).toks {
+			switch tok.id() {
+			case plain:
+				figure = tok.figure()
+			case (hashBytes([]byte(tt.number)) ^ modelSalt) >> 8:
+				model = !tok.figure()
+			}
+		}
+		if figure != tt.figure || model == tt.figure {
+			t.Errorf("%q: %s read as a figure %v, as part of a name %v; want a figure %v", tt.title, tt.number, figure, model, tt.figure)
+		}
+	}
+}
+
+// TestModelNumberLaunches: two launches of one rocket, told in the same
+// words, stay apart by what they count (a fourth mission, a fifth), though
+// both name the rocket by its number; a reworded report of one still
+// joins it.
+func TestModelNumberLaunches(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	aurora := Doc{ID: "aurora", At: t0, Title: "Falcon 9 puts Aurora weather satellite into orbit from Vandenberg", Text: "The rocket lifted off on Tuesday and placed the European weather satellite in a polar orbit on its fourth mission of the year, the operator said."}
+	argos := Doc{ID: "argos", At: t0, Title: "Falcon 9 launches Argos radar satellite from Vandenberg", Text: "The rocket lifted off on Thursday and placed the French radar satellite in a polar orbit on its fifth mission of the year, the operator said."}
+	aurora2 := Doc{ID: "aurora2", At: t0, Title: "Aurora weather satellite in orbit after Vandenberg launch", Text: "The European satellite reached its polar orbit after Tuesday's lift-off on a Falcon 9, the rocket's fourth mission of the year."}
+	idA, _ := x.Assign(aurora)
+	if id, _ := x.Assign(argos); id == idA {
+		t.Errorf("the Argos launch joined the Aurora story (similarity %.3f)", x.similarity(sign(aurora.Title, aurora.Text, "", nil).toks, sign(argos.Title, argos.Text, "", nil).toks))
+	}
+	if id, _ := x.Assign(aurora2); id != idA {
+		t.Errorf("second report of the Aurora launch got story %q, want %q", id, idA)
+	}
+}
+
+// TestHeadlineFigures: two monthly figures of one series, whose reports
+// both recall the same tariff rate, stay apart by the figures their
+// headlines quote; a reworded report of one still joins it.
+func TestHeadlineFigures(t *testing.T) {
+	t.Parallel()
+	x := New(Options{})
+	aug := Doc{ID: "aug", At: t0, Title: "Thai exports rise 7% in August on electronics demand", Text: "Shipments abroad grew from a year earlier despite the 19% US tariff on Thai goods, the commerce ministry said, led by electronics and rubber."}
+	sep := Doc{ID: "sep", At: t0, Title: "Thai exports rise 3% in September", Text: "Sales of rice and cars abroad slowed under the 19% US tariff on Thai goods, though electronics shipments held up, the commerce ministry said."}
+	aug2 := Doc{ID: "aug2", At: t0, Title: "Thailand's August shipments abroad up 7%", Text: "Electronics and rubber drove the rise, the commerce ministry said, even as Thai goods face a 19% US tariff."}
+	idA, _ := x.Assign(aug)
+	if id, _ := x.Assign(sep); id == idA {
+		t.Errorf("the September figures joined the August story (similarity %.3f)", x.similarity(sign(aug.Title, aug.Text, "", nil).toks, sign(sep.Title, sep.Text, "", nil).toks))
+	}
+	if id, _ := x.Assign(aug2); id != idA {
+		t.Errorf("second report of the August figures got story %q, want %q", id, idA)
 	}
 }
 
@@ -404,12 +491,12 @@ func TestRarity(t *testing.T) {
 	mexico := Doc{ID: "mx1", At: t0, Title: "Mexico's exports climb to a record on car shipments", Text: "Exports rose 7% in September from a year earlier, the statistics institute said, as shipments of vehicles to the United States grew; the trade surplus widened."}
 	thailand := Doc{ID: "th1", At: t0, Title: "Thai exports rise more than expected in September", Text: "Shipments abroad grew 5% from a year earlier, the commerce ministry said, on rice and electronics sales, with exports to the United States up 10%; the trade surplus widened."}
 	mexico2 := Doc{ID: "mx2", At: t0, Title: "Record month for Mexican exporters as auto sales abroad rise", Text: "Mexico's statistics institute said exports grew 7% in September, led by vehicles shipped to the United States."}
-	idM, _ := x.Assign(mexico)
-	if idT, _ := x.Assign(thailand); idT == idM {
+	idA, _ := x.Assign(mexico)
+	if idT, _ := x.Assign(thailand); idT == idA {
 		t.Errorf("Thai trade figures joined the Mexican story")
 	}
-	if id2, _ := x.Assign(mexico2); id2 != idM {
-		t.Errorf("second report of the Mexican figures got story %q, want %q", id2, idM)
+	if id2, _ := x.Assign(mexico2); id2 != idA {
+		t.Errorf("second report of the Mexican figures got story %q, want %q", id2, idA)
 	}
 }
 
