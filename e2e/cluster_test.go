@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/bus/bustest"
-	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/testkit"
 )
 
@@ -181,26 +179,6 @@ func waitReady(t *testing.T, timeout time.Duration, svcs ...*service) {
 	}
 }
 
-// pendingWork sums the pending and unacknowledged messages of the
-// classifier's and the notifier's consumers; -1 when NATS cannot say.
-func pendingWork(js jetstream.JetStream) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	sum := 0
-	for _, ref := range [][2]string{{event.StreamItems, event.ConsumerClassifier}, {event.StreamClassified, event.ConsumerNotifier}} {
-		c, err := js.Consumer(ctx, ref[0], ref[1])
-		if err != nil {
-			return -1
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return -1
-		}
-		sum += int(info.NumPending) + info.NumAckPending
-	}
-	return sum
-}
-
 // TestClusterProcesses is scale-out as a user runs it: a 3-node cluster of
 // nats-server processes, R3, two replicas of each feedmon service as
 // separate processes. Midway the JetStream meta leader and one replica of
@@ -310,7 +288,7 @@ subscribers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	bustest.Eventually(t, 60*time.Second, func() bool { return pendingWork(js) == 0 }, "consumers still have work pending")
+	bustest.Eventually(t, 60*time.Second, func() bool { return bustest.PendingWork(js) == 0 }, "consumers still have work pending")
 	step("consumers drained")
 	waitReady(t, 30*time.Second, append(survivors, restarted...)...)
 

@@ -377,12 +377,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 						x ^= x >> 29
 						full = splitmix(x ^ loadLower(s, start+8, n-8))
 					}
-					if h = stop.lookup(full); h == stopMark {
-						continue
-					} else if h-1 < stopMax {
-						if t := cl.stop(h, wasUnit); t != 0 {
-							toks = append(toks, t|cl.mention)
-						}
+					var done bool
+					h = stop.lookup(full)
+					if toks, done = cl.stopWord(h, wasUnit, toks); done {
 						continue
 					}
 				}
@@ -498,12 +495,9 @@ func tokenize(toks []token, s, lang string, title, plain bool) []token {
 		}
 		h := uint64(0)
 		if n <= maxStopLen {
-			if h = stop.lookup(hashBytes(buf[:n])); h == stopMark {
-				continue
-			} else if h-1 < stopMax {
-				if t := cl.stop(h, wasUnit); t != 0 {
-					toks = append(toks, t|cl.mention)
-				}
+			var done bool
+			h = stop.lookup(hashBytes(buf[:n]))
+			if toks, done = cl.stopWord(h, wasUnit, toks); done {
 				continue
 			}
 		}
@@ -759,6 +753,19 @@ var asciiLower = func() (t [utf8.RuneSelf]byte) {
 type clause struct {
 	mention token // isMention within such a clause, else 0
 	unit    bool  // the last word read was a span of time
+}
+
+// stopWord handles a word of stop-table value v (stopSet.lookup): done
+// when it is a stop word, which is dropped or, for an ordinal, appended to
+// toks as its number; not done for a content word (v is 0 or its stem).
+func (c *clause) stopWord(v uint64, wasUnit bool, toks []token) (_ []token, done bool) {
+	if v == 0 || v-1 >= stopMax {
+		return toks, false
+	}
+	if t := c.stop(v, wasUnit); t != 0 {
+		toks = append(toks, t|c.mention)
+	}
+	return toks, true
 }
 
 // stop notes a stop word of value v (see stopUnit) and returns the token

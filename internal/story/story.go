@@ -262,6 +262,9 @@ func New(opts Options) *Index {
 	return x
 }
 
+// Options returns the index's options, defaults filled in.
+func (x *Index) Options() Options { return x.opts }
+
 // Len is the number of items held in memory.
 func (x *Index) Len() int {
 	x.mu.Lock()

@@ -216,21 +216,73 @@ func TestScorePairs(t *testing.T) {
 	}
 }
 
-// TestFigures: two duty decisions in the same words, on different goods
-// at different rates, stay apart; a reworded report quoting the same
-// figures still joins its story.
-func TestFigures(t *testing.T) {
+// TestLookAlikes: a report of another event told in the same words (the
+// look-alike) stays apart from a story, while a reworded report of the
+// story joins it. Each case is what one rule is for.
+func TestLookAlikes(t *testing.T) {
 	t.Parallel()
-	x := New(Options{})
-	wire := Doc{ID: "wire", At: t0, Title: "Brazil raises import duty on steel wire rod to 25%", Text: "The foreign trade chamber lifted the tariff on steel wire rod from 10.8% to 25% for a year, for imports above a quota of 64,000 tonnes."}
-	tubes := Doc{ID: "tubes", At: t0, Title: "Brazil raises import duty on steel tubes to 35%", Text: "The foreign trade chamber lifted the tariff on steel tubes from 14% to 35% for a year, for imports above a quota of 9,000 tonnes."}
-	wire2 := Doc{ID: "wire2", At: t0, Title: "Brazilian tariff on wire rod imports jumps to 25%", Text: "Gecex approved the rise from 10.8%, which applies to shipments beyond 64,000 tonnes."}
-	idW, _ := x.Assign(wire)
-	if id, _ := x.Assign(tubes); id == idW {
-		t.Errorf("the steel tube duty joined the wire rod story (similarity %.3f)", x.similarity(sign(wire.Title, wire.Text, "", nil).toks, sign(tubes.Title, tubes.Text, "", nil).toks))
+	tests := []struct {
+		name                       string
+		background                 []Doc // assigned first, to set word frequencies
+		story, lookAlike, reworded Doc
+	}{
+		{
+			name:      "different goods at different rates (figures)",
+			story:     Doc{ID: "wire", At: t0, Title: "Brazil raises import duty on steel wire rod to 25%", Text: "The foreign trade chamber lifted the tariff on steel wire rod from 10.8% to 25% for a year, for imports above a quota of 64,000 tonnes."},
+			lookAlike: Doc{ID: "tubes", At: t0, Title: "Brazil raises import duty on steel tubes to 35%", Text: "The foreign trade chamber lifted the tariff on steel tubes from 14% to 35% for a year, for imports above a quota of 9,000 tonnes."},
+			reworded:  Doc{ID: "wire2", At: t0, Title: "Brazilian tariff on wire rod imports jumps to 25%", Text: "Gecex approved the rise from 10.8%, which applies to shipments beyond 64,000 tonnes."},
+		},
+		{
+			name:      "one rocket, two missions (numbers in names are no figures)",
+			story:     Doc{ID: "aurora", At: t0, Title: "Falcon 9 puts Aurora weather satellite into orbit from Vandenberg", Text: "The rocket lifted off on Tuesday and placed the European weather satellite in a polar orbit on its fourth mission of the year, the operator said."},
+			lookAlike: Doc{ID: "argos", At: t0, Title: "Falcon 9 launches Argos radar satellite from Vandenberg", Text: "The rocket lifted off on Thursday and placed the French radar satellite in a polar orbit on its fifth mission of the year, the operator said."},
+			reworded:  Doc{ID: "aurora2", At: t0, Title: "Aurora weather satellite in orbit after Vandenberg launch", Text: "The European satellite reached its polar orbit after Tuesday's lift-off on a Falcon 9, the rocket's fourth mission of the year."},
+		},
+		{
+			name:      "two months of one series (headline figures)",
+			story:     Doc{ID: "aug", At: t0, Title: "Thai exports rise 7% in August on electronics demand", Text: "Shipments abroad grew from a year earlier despite the 19% US tariff on Thai goods, the commerce ministry said, led by electronics and rubber."},
+			lookAlike: Doc{ID: "sep", At: t0, Title: "Thai exports rise 3% in September", Text: "Sales of rice and cars abroad slowed under the 19% US tariff on Thai goods, though electronics shipments held up, the commerce ministry said."},
+			reworded:  Doc{ID: "aug2", At: t0, Title: "Thailand's August shipments abroad up 7%", Text: "Electronics and rubber drove the rise, the commerce ministry said, even as Thai goods face a 19% US tariff."},
+		},
+		{
+			name:      "two airports (headline names)",
+			story:     Doc{ID: "billund", At: t0, Title: "Fog halts flights at Billund airport", Text: "Dense fog grounded all departures at Billund on Tuesday morning, and incoming flights were diverted to other Danish airports, the operator said."},
+			lookAlike: Doc{ID: "esbjerg", At: t0, Title: "Thick fog closes Esbjerg airport", Text: "The west coast airport suspended departures on Tuesday morning as dense fog settled over Esbjerg; incoming flights were diverted, the operator said."},
+			reworded:  Doc{ID: "billund2", At: t0, Title: "Billund departures grounded as fog blankets Jutland", Text: "The airport in Billund said dense fog had grounded departures on Tuesday morning and arriving flights were sent to other airports."},
+		},
+		{
+			// Once the index has seen several monthly trade-figure stories,
+			// their shared vocabulary weighs little.
+			name: "two countries' monthly trade figures (rarity)",
+			background: []Doc{
+				{Title: "Korea's exports rise for a third month on chip shipments", Text: "Outbound shipments grew 6% in October from a year earlier, trade ministry data showed, while imports fell and the trade surplus widened."},
+				{Title: "German exports unexpectedly fall in September", Text: "Shipments abroad dropped 1.2% from the previous month, the statistics office said, with exports to the United States down sharply; the trade surplus narrowed."},
+				{Title: "Vietnam's trade surplus hits a record as electronics exports surge", Text: "Exports rose 14% in the first ten months, customs figures showed, with shipments to the United States up by a fifth."},
+				{Title: "Taiwan export orders beat forecasts", Text: "Orders rose 9% in September from a year earlier on demand for AI servers, the economy ministry said; shipments to the United States led the gains."},
+				{Title: "India's trade deficit widens as gold imports jump", Text: "Imports rose 16% in October while exports fell, commerce ministry figures showed; shipments to the United States slowed."},
+			},
+			story:     Doc{ID: "billund", At: t0, Title: "Fog halts flights at Billund airport", Text: "Dense fog grounded all departures at Billund on Tuesday morning, and incoming flights were diverted to other Danish airports, the operator said."},
+			lookAlike: Doc{ID: "esbjerg", At: t0, Title: "Thick fog closes Esbjerg airport", Text: "The west coast airport suspended departures on Tuesday morning as dense fog settled over Esbjerg; incoming flights were diverted, the operator said."},
+			reworded:  Doc{ID: "billund2", At: t0, Title: "Billund departures grounded as fog blankets Jutland", Text: "The airport in Billund said dense fog had grounded departures on Tuesday morning and arriving flights were sent to other airports."},
+		},
 	}
-	if id, _ := x.Assign(wire2); id != idW {
-		t.Errorf("second report of the wire rod duty got story %q, want %q", id, idW)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			x := New(Options{})
+			for i, d := range tt.background {
+				d.ID, d.At = fmt.Sprintf("bg%d", i), t0
+				x.Assign(d)
+			}
+			id, _ := x.Assign(tt.story)
+			if got, _ := x.Assign(tt.lookAlike); got == id {
+				t.Errorf("the look-alike %s joined story %q (similarity %.3f)", tt.lookAlike.ID, id,
+					x.similarity(sign(tt.story.Title, tt.story.Text, "", nil).toks, sign(tt.lookAlike.Title, tt.lookAlike.Text, "", nil).toks))
+			}
+			if got, _ := x.Assign(tt.reworded); got != id {
+				t.Errorf("the reworded report %s got story %q, want %q", tt.reworded.ID, got, id)
+			}
+		})
 	}
 }
 
@@ -270,43 +322,6 @@ func TestModelNumbers(t *testing.T) {
 		if figure != tt.figure || model == tt.figure {
 			t.Errorf("%q: %s read as a figure %v, as part of a name %v; want a figure %v", tt.title, tt.number, figure, model, tt.figure)
 		}
-	}
-}
-
-// TestModelNumberLaunches: two launches of one rocket, told in the same
-// words, stay apart by what they count (a fourth mission, a fifth), though
-// both name the rocket by its number; a reworded report of one still
-// joins it.
-func TestModelNumberLaunches(t *testing.T) {
-	t.Parallel()
-	x := New(Options{})
-	aurora := Doc{ID: "aurora", At: t0, Title: "Falcon 9 puts Aurora weather satellite into orbit from Vandenberg", Text: "The rocket lifted off on Tuesday and placed the European weather satellite in a polar orbit on its fourth mission of the year, the operator said."}
-	argos := Doc{ID: "argos", At: t0, Title: "Falcon 9 launches Argos radar satellite from Vandenberg", Text: "The rocket lifted off on Thursday and placed the French radar satellite in a polar orbit on its fifth mission of the year, the operator said."}
-	aurora2 := Doc{ID: "aurora2", At: t0, Title: "Aurora weather satellite in orbit after Vandenberg launch", Text: "The European satellite reached its polar orbit after Tuesday's lift-off on a Falcon 9, the rocket's fourth mission of the year."}
-	idA, _ := x.Assign(aurora)
-	if id, _ := x.Assign(argos); id == idA {
-		t.Errorf("the Argos launch joined the Aurora story (similarity %.3f)", x.similarity(sign(aurora.Title, aurora.Text, "", nil).toks, sign(argos.Title, argos.Text, "", nil).toks))
-	}
-	if id, _ := x.Assign(aurora2); id != idA {
-		t.Errorf("second report of the Aurora launch got story %q, want %q", id, idA)
-	}
-}
-
-// TestHeadlineFigures: two monthly figures of one series, whose reports
-// both recall the same tariff rate, stay apart by the figures their
-// headlines quote; a reworded report of one still joins it.
-func TestHeadlineFigures(t *testing.T) {
-	t.Parallel()
-	x := New(Options{})
-	aug := Doc{ID: "aug", At: t0, Title: "Thai exports rise 7% in August on electronics demand", Text: "Shipments abroad grew from a year earlier despite the 19% US tariff on Thai goods, the commerce ministry said, led by electronics and rubber."}
-	sep := Doc{ID: "sep", At: t0, Title: "Thai exports rise 3% in September", Text: "Sales of rice and cars abroad slowed under the 19% US tariff on Thai goods, though electronics shipments held up, the commerce ministry said."}
-	aug2 := Doc{ID: "aug2", At: t0, Title: "Thailand's August shipments abroad up 7%", Text: "Electronics and rubber drove the rise, the commerce ministry said, even as Thai goods face a 19% US tariff."}
-	idA, _ := x.Assign(aug)
-	if id, _ := x.Assign(sep); id == idA {
-		t.Errorf("the September figures joined the August story (similarity %.3f)", x.similarity(sign(aug.Title, aug.Text, "", nil).toks, sign(sep.Title, sep.Text, "", nil).toks))
-	}
-	if id, _ := x.Assign(aug2); id != idA {
-		t.Errorf("second report of the August figures got story %q, want %q", id, idA)
 	}
 }
 
@@ -434,23 +449,6 @@ func TestPassingMention(t *testing.T) {
 	}
 }
 
-// TestHeadlineNames: two closures at different airports, told in the same
-// words, stay apart; a reworded report of one of them still joins it.
-func TestHeadlineNames(t *testing.T) {
-	t.Parallel()
-	x := New(Options{})
-	billund := Doc{ID: "billund", At: t0, Title: "Fog halts flights at Billund airport", Text: "Dense fog grounded all departures at Billund on Tuesday morning, and incoming flights were diverted to other Danish airports, the operator said."}
-	esbjerg := Doc{ID: "esbjerg", At: t0, Title: "Thick fog closes Esbjerg airport", Text: "The west coast airport suspended departures on Tuesday morning as dense fog settled over Esbjerg; incoming flights were diverted, the operator said."}
-	billund2 := Doc{ID: "billund2", At: t0, Title: "Billund departures grounded as fog blankets Jutland", Text: "The airport in Billund said dense fog had grounded departures on Tuesday morning and arriving flights were sent to other airports."}
-	idB, _ := x.Assign(billund)
-	if id, _ := x.Assign(esbjerg); id == idB {
-		t.Errorf("the Esbjerg closure joined the Billund story (similarity %.3f)", x.similarity(sign(billund.Title, billund.Text, "", nil).toks, sign(esbjerg.Title, esbjerg.Text, "", nil).toks))
-	}
-	if id, _ := x.Assign(billund2); id != idB {
-		t.Errorf("second report of the Billund closure got story %q, want %q", id, idB)
-	}
-}
-
 func FuzzSign(f *testing.F) {
 	for _, s := range []string{"", "Défense: la France commande 42 Rafale", "中国与巴西签署稀土合作协议", "<p>a &amp; b</p>", "26,000.5 $400m", strings.Repeat("word ", 500), "\xff\xfe", "ｆｕｌｌ１２"} {
 		f.Add(s, "en")
@@ -469,35 +467,6 @@ func FuzzSign(f *testing.F) {
 			t.Fatal("a signature is not similar to itself")
 		}
 	})
-}
-
-// TestRarity: once the index has seen several monthly trade-figure
-// stories, two more of them (different countries, same vocabulary) stay
-// apart, while two reports of one of them still meet.
-func TestRarity(t *testing.T) {
-	t.Parallel()
-	x := New(Options{})
-	background := []Doc{
-		{Title: "Korea's exports rise for a third month on chip shipments", Text: "Outbound shipments grew 6% in October from a year earlier, trade ministry data showed, while imports fell and the trade surplus widened."},
-		{Title: "German exports unexpectedly fall in September", Text: "Shipments abroad dropped 1.2% from the previous month, the statistics office said, with exports to the United States down sharply; the trade surplus narrowed."},
-		{Title: "Vietnam's trade surplus hits a record as electronics exports surge", Text: "Exports rose 14% in the first ten months, customs figures showed, with shipments to the United States up by a fifth."},
-		{Title: "Taiwan export orders beat forecasts", Text: "Orders rose 9% in September from a year earlier on demand for AI servers, the economy ministry said; shipments to the United States led the gains."},
-		{Title: "India's trade deficit widens as gold imports jump", Text: "Imports rose 16% in October while exports fell, commerce ministry figures showed; shipments to the United States slowed."},
-	}
-	for i, d := range background {
-		d.ID, d.At = fmt.Sprintf("bg%d", i), t0
-		x.Assign(d)
-	}
-	mexico := Doc{ID: "mx1", At: t0, Title: "Mexico's exports climb to a record on car shipments", Text: "Exports rose 7% in September from a year earlier, the statistics institute said, as shipments of vehicles to the United States grew; the trade surplus widened."}
-	thailand := Doc{ID: "th1", At: t0, Title: "Thai exports rise more than expected in September", Text: "Shipments abroad grew 5% from a year earlier, the commerce ministry said, on rice and electronics sales, with exports to the United States up 10%; the trade surplus widened."}
-	mexico2 := Doc{ID: "mx2", At: t0, Title: "Record month for Mexican exporters as auto sales abroad rise", Text: "Mexico's statistics institute said exports grew 7% in September, led by vehicles shipped to the United States."}
-	idA, _ := x.Assign(mexico)
-	if idT, _ := x.Assign(thailand); idT == idA {
-		t.Errorf("Thai trade figures joined the Mexican story")
-	}
-	if id2, _ := x.Assign(mexico2); id2 != idA {
-		t.Errorf("second report of the Mexican figures got story %q, want %q", id2, idA)
-	}
 }
 
 func TestBandTable(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +32,8 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 	if err != nil {
 		return fmt.Errorf("classifier: stories: %w", err)
 	}
-	window := s.storyOpts.Window
-	if window <= 0 {
-		window = story.DefaultWindow
-	}
-	from := time.Now().Add(-window)
+	opts := idx.Options()
+	from := time.Now().Add(-opts.Window)
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{event.ClassifiedAll},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
@@ -50,23 +46,18 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 	// once when none is recent enough.
 	last := info.State.LastSeq
 	loaded := make(chan struct{})
-	var once sync.Once
-	markLoaded := func() { once.Do(func() { close(loaded) }) }
+	var caughtUp atomic.Bool
 	if last == 0 || info.State.LastTime.Before(from) {
-		markLoaded()
+		caughtUp.Store(true)
+		close(loaded)
 	}
 	// The index keeps at most MaxEntries items: of a long history only the
 	// last few of them (an item is on one message per topic) are worth
 	// decoding and signing.
-	maxEntries := s.storyOpts.MaxEntries
-	if maxEntries <= 0 {
-		maxEntries = story.DefaultMaxEntries
-	}
 	var skipBelow uint64
-	if keep := uint64(3 * maxEntries); last > keep {
+	if keep := uint64(3 * opts.MaxEntries); last > keep {
 		skipBelow = last - keep
 	}
-	var caughtUp atomic.Bool
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if caughtUp.Load() {
 			rememberStory(idx, msg)
@@ -76,9 +67,8 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 		if err != nil || md.Sequence.Stream >= skipBelow {
 			rememberStory(idx, msg)
 		}
-		if err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
-			caughtUp.Store(true)
-			markLoaded()
+		if err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) && caughtUp.CompareAndSwap(false, true) {
+			close(loaded)
 		}
 	})
 	if err != nil {

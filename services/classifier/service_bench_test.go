@@ -13,6 +13,7 @@ import (
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/internal/testkit"
 	"github.com/feedmon/feedmon/internal/topics"
 )
 
@@ -57,7 +58,7 @@ func BenchmarkService(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				bs := bustest.New(b)
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx := context.Background()
 				base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 				for i := range serviceBatch {
 					f := fx[i%len(fx)]
@@ -94,15 +95,13 @@ func BenchmarkService(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				done := make(chan error, 1)
 				b.StartTimer()
 				c0 := procstat.CPU()
-				go func() { done <- svc.Run(ctx) }()
+				stop := testkit.Run(b, "classifier", svc.Run)
 				bustest.Eventually(b, 5*time.Minute, func() bool { return classifiedCount(b, reg) >= want }, "items classified")
 				cpu += procstat.CPU() - c0
 				b.StopTimer()
-				cancel()
-				<-done
+				stop()
 				items += serviceBatch
 				b.StartTimer()
 			}

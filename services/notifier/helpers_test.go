@@ -20,6 +20,7 @@ import (
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/internal/testkit"
 )
 
 const waitLong = 20 * time.Second
@@ -169,24 +170,7 @@ func startService(t *testing.T, b *bus.Bus, cfg *config.Config, opts ...Option) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("Run did not return within 15s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := testkit.Run(t, "notifier", svc.Run)
 	bustest.Eventually(t, waitLong, func() bool { return svc.Ready() == nil }, "notifier not ready")
 	return &running{svc: svc, m: m, reg: reg, out: out, stop: stop}
 }

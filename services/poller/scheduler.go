@@ -70,35 +70,16 @@ type hostState struct {
 	hidx      int // index in the host heap, -1 when not in it
 }
 
-type hostHeap []*hostState
-
-func (h hostHeap) Len() int           { return len(h) }
-func (h hostHeap) Less(i, j int) bool { return h[i].notBefore.Before(h[j].notBefore) }
-func (h hostHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
-}
-func (h *hostHeap) Push(x any) {
-	hs := x.(*hostState)
-	hs.hidx = len(*h)
-	*h = append(*h, hs)
-}
-func (h *hostHeap) Pop() any {
-	old := *h
-	hs := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	hs.hidx = -1
-	return hs
-}
+func (hs *hostState) when() time.Time { return hs.notBefore }
+func (hs *hostState) setIndex(i int)  { hs.hidx = i }
 
 // loop is the scheduler: it starts each feed's poll when due and its
 // host has room, at most poll.workers at once. It returns the feeds it
 // had once ctx has ended and every poll in flight has finished.
 func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 	var (
-		due      dueHeap
-		waiting  hostHeap
+		due      timeHeap[*feed]
+		waiting  timeHeap[*hostState]
 		feeds    = map[string]*feed{}
 		hosts    = map[string]*hostState{}
 		done     = make(chan *feed, s.poll.Workers)
@@ -283,25 +264,38 @@ func hostOf(raw string) string {
 	return strings.ToLower(u.Host)
 }
 
-// dueHeap orders feeds by next due time.
-type dueHeap []*feed
+func (f *feed) when() time.Time { return f.due }
+func (f *feed) setIndex(i int)  { f.idx = i }
 
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h dueHeap) Swap(i, j int) {
+// timed is what a timeHeap holds: something due at a time that keeps its
+// own index in the heap, so that it can be fixed or removed in place.
+type timed interface {
+	when() time.Time
+	setIndex(i int)
+}
+
+// timeHeap orders feeds by next due time, and waiting hosts by when they
+// may be asked again (container/heap).
+type timeHeap[T timed] []T
+
+func (h timeHeap[T]) Len() int           { return len(h) }
+func (h timeHeap[T]) Less(i, j int) bool { return h[i].when().Before(h[j].when()) }
+func (h timeHeap[T]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
+	h[i].setIndex(i)
+	h[j].setIndex(j)
 }
-func (h *dueHeap) Push(x any) {
-	f := x.(*feed)
-	f.idx = len(*h)
-	*h = append(*h, f)
+func (h *timeHeap[T]) Push(x any) {
+	v := x.(T)
+	v.setIndex(len(*h))
+	*h = append(*h, v)
 }
-func (h *dueHeap) Pop() any {
+func (h *timeHeap[T]) Pop() any {
 	old := *h
-	f := old[len(old)-1]
-	old[len(old)-1] = nil
+	v := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero
 	*h = old[:len(old)-1]
-	f.idx = -1
-	return f
+	v.setIndex(-1)
+	return v
 }
