@@ -141,7 +141,11 @@ subscribers:
 	res := &Result{Feeds: o.Feeds, Items: o.Items, Total: total, Rate: o.Rate}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for res.Delivered == 0 {
+	// Each stage counts an item after handing it on (the classifier after
+	// its publication is acked), so the notifier can deliver the last item
+	// a moment before the classifier counts it: wait until every stage has
+	// counted them all, and date a stage no later than the stage after it.
+	for res.Delivered == 0 || res.Classified == 0 || res.Published == 0 {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("bench: timed out with %d of %d items delivered", sink.count.Load(), total)
@@ -154,10 +158,12 @@ subscribers:
 		if res.Classified == 0 && testutil.ToFloat64(m.Metrics.ItemsClassified.WithLabelValues("trade")) >= float64(total) {
 			res.Classified = el
 		}
-		if sink.count.Load() >= int64(total) {
+		if res.Delivered == 0 && sink.count.Load() >= int64(total) {
 			res.Delivered = el
 		}
 	}
+	res.Classified = min(res.Classified, res.Delivered)
+	res.Published = min(res.Published, res.Classified)
 	res.CPUSeconds = (procstat.CPU() - cpu0).Seconds()
 	if o.AtEnd != nil {
 		if err := o.AtEnd(); err != nil {
