@@ -313,7 +313,7 @@ func checkClusterDeliveries(t *testing.T, sink *testkit.Sink, feeds, perFeed int
 	linkOf := map[string]string{}
 	badSig, noStory, noTopic, unexpected, idClash := 0, 0, 0, 0, 0
 	for _, d := range deliveries {
-		if !d.SignatureOK {
+		if !d.SignatureOK || !d.StandardOK {
 			badSig++
 		}
 		if d.IdempotencyKey == "" {

@@ -152,8 +152,8 @@ func checkReference(t *testing.T, sink *testkit.Sink) {
 	if want := []string{"rare_earths", "defense", "trade"}; !slices.Equal(items[0].Topics, want) {
 		t.Errorf("topics %v, want %v", items[0].Topics, want)
 	}
-	if !sink.Deliveries()[0].SignatureOK {
-		t.Error("bad signature")
+	if d := sink.Deliveries()[0]; !d.SignatureOK || !d.StandardOK {
+		t.Errorf("signatures verify: X-Feedmon-Signature %v, Standard Webhooks %v", d.SignatureOK, d.StandardOK)
 	}
 }
 

@@ -119,6 +119,9 @@ func TestPipeline(t *testing.T) {
 	if !d.SignatureOK {
 		t.Error("signature does not verify")
 	}
+	if !d.StandardOK {
+		t.Error("Standard Webhooks signature does not verify with the reference library")
+	}
 	if d.Subscriber != "desk" || d.IdempotencyKey == "" {
 		t.Errorf("delivery = subscriber %q, idempotency key %q", d.Subscriber, d.IdempotencyKey)
 	}

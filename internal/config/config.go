@@ -4,7 +4,10 @@
 package config
 
 import (
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/topics"
@@ -173,6 +176,29 @@ type Webhook struct {
 	Secret     string     `yaml:"secret"`
 	SecretFile string     `yaml:"secret_file"`
 	RateLimit  *RateLimit `yaml:"rate_limit"`
+}
+
+// StandardSecretPrefix marks a secret written the Standard Webhooks way:
+// the base64 of the key bytes follows it.
+const StandardSecretPrefix = "whsec_"
+
+// StandardKey is the HMAC key of the Standard Webhooks signature: the
+// secret's bytes as written (what the reference libraries call a raw
+// key), or, for a secret written whsec_<base64>, the decoded bytes, as the
+// specification's own secrets are.
+func (w *Webhook) StandardKey() ([]byte, error) {
+	enc, ok := strings.CutPrefix(w.Secret, StandardSecretPrefix)
+	if !ok {
+		return []byte(w.Secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%s secret: the part after the prefix is not base64: %w", StandardSecretPrefix, err)
+	}
+	if len(key) == 0 {
+		return nil, errors.New(StandardSecretPrefix + " secret: empty key")
+	}
+	return key, nil
 }
 
 // Slack posts alerts to a Slack incoming webhook.

@@ -125,6 +125,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad quiet hour", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, quiet: {from: \"25:00\", to: \"07:00\"}}\n", nil, "subscribers[0].quiet: from"},
 		{"short digest", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, digest: {every: 5s}}\n", nil, "subscribers[0].digest.every"},
 		{"bad rate limit", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"http://127.0.0.1:1/h\", rate_limit: {per_second: 0, burst: 1}}}\n", nil, "subscribers[0].webhook.rate_limit"},
+		{"whsec secret not base64", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"http://127.0.0.1:1/h\", secret: \"whsec_not*base64\"}}\n", nil, "subscribers[0].webhook.secret: whsec_ secret"},
 		{"bad language filter", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, languages: [english!]}\n", nil, "subscribers[0].languages[0]"},
 	}
 	for _, tt := range tests {

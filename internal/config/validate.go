@@ -252,6 +252,11 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 			if err := checkHTTPURL(s.Webhook.URL); err != nil {
 				add(key+".webhook.url", "%v", err)
 			}
+			if s.Webhook.Secret != "" {
+				if _, err := s.Webhook.StandardKey(); err != nil {
+					add(key+".webhook.secret", "%v", err)
+				}
+			}
 		}
 		if s.Slack != nil {
 			if err := checkHTTPURL(s.Slack.WebhookURL); err != nil {

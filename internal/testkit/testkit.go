@@ -14,8 +14,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/feedmon/feedmon/internal/event"
 )
@@ -67,6 +70,9 @@ type Delivery struct {
 	Items          []*event.Item `json:"items"`
 	IdempotencyKey string        `json:"-"`
 	SignatureOK    bool          `json:"-"`
+	// StandardOK: the Standard Webhooks headers verify with the
+	// specification's reference library (timestamp tolerance included).
+	StandardOK bool `json:"-"`
 }
 
 // Sink is a webhook receiver.
@@ -77,8 +83,8 @@ type Sink struct {
 	deliveries []Delivery
 }
 
-// NewSink starts a webhook sink that verifies X-Feedmon-Signature with
-// secret; closed when t ends.
+// NewSink starts a webhook sink that verifies X-Feedmon-Signature and the
+// Standard Webhooks signature with secret; closed when t ends.
 func NewSink(t testing.TB, secret string) *Sink {
 	t.Helper()
 	s := &Sink{secret: secret}
@@ -95,6 +101,7 @@ func NewSink(t testing.TB, secret string) *Sink {
 		}
 		d.IdempotencyKey = r.Header.Get("Idempotency-Key")
 		d.SignatureOK = VerifySignature(s.secret, body, r.Header.Get("X-Feedmon-Signature"))
+		d.StandardOK = VerifyStandard(s.secret, body, r.Header) == nil
 		s.mu.Lock()
 		s.deliveries = append(s.deliveries, d)
 		s.mu.Unlock()
@@ -130,6 +137,24 @@ func (s *Sink) CountByID() map[string]int {
 		n[it.ID]++
 	}
 	return n
+}
+
+// VerifyStandard checks the Standard Webhooks headers of a delivery with
+// the specification's reference Go library: an independent verifier, as a
+// receiver would use it. A secret written whsec_<base64> is given to it as
+// such; any other is a raw key (its bytes as written).
+func VerifyStandard(secret string, body []byte, h http.Header) error {
+	var wh *standardwebhooks.Webhook
+	var err error
+	if strings.HasPrefix(secret, "whsec_") {
+		wh, err = standardwebhooks.NewWebhook(secret)
+	} else {
+		wh, err = standardwebhooks.NewWebhookRaw([]byte(secret))
+	}
+	if err != nil {
+		return err
+	}
+	return wh.Verify(body, h)
 }
 
 // VerifySignature checks an X-Feedmon-Signature header against body.

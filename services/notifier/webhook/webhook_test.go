@@ -4,15 +4,20 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
@@ -237,5 +242,147 @@ func TestEventKind(t *testing.T) {
 				t.Error("signature does not cover the body")
 			}
 		})
+	}
+}
+
+// TestStandardWebhooks verifies every delivery with the reference Go
+// library of the Standard Webhooks specification, not with feedmon's own
+// code: a secret used as written (a raw key) and one written whsec_<base64>.
+func TestStandardWebhooks(t *testing.T) {
+	t.Parallel()
+	raw := []byte{0x8f, 0x01, 0xfe, 'k', 'e', 'y', 0x00, 0x7f, 0x80, 0x99, 0x10, 0x20}
+	tests := []struct {
+		name   string
+		secret string
+		verify func(t *testing.T) *standardwebhooks.Webhook
+	}{
+		{
+			name:   "as written",
+			secret: "plain secret, not base64!",
+			verify: func(t *testing.T) *standardwebhooks.Webhook {
+				wh, err := standardwebhooks.NewWebhookRaw([]byte("plain secret, not base64!"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return wh
+			},
+		},
+		{
+			name:   "whsec",
+			secret: "whsec_" + base64.StdEncoding.EncodeToString(raw),
+			verify: func(t *testing.T) *standardwebhooks.Webhook {
+				wh, err := standardwebhooks.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString(raw))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return wh
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			wh := tc.verify(t)
+			type got struct {
+				header http.Header
+				body   []byte
+			}
+			ch := make(chan got, 2)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				ch <- got{r.Header.Clone(), body}
+			}))
+			defer srv.Close()
+
+			// Two attempts of one delivery, the second (a retry) an hour
+			// later: same id, fresh timestamp, both verifying now.
+			clock := time.Now().Add(-time.Hour)
+			n := webhook.New(config.Webhook{URL: srv.URL, Secret: tc.secret}, srv.Client()).
+				WithClock(func() time.Time { return clock })
+			b := batch()
+			var attempts []got
+			for _, at := range []time.Time{clock, time.Now()} {
+				clock = at
+				if retry, err := n.Notify(context.Background(), b); err != nil || retry {
+					t.Fatalf("Notify = %v, %v", retry, err)
+				}
+				attempts = append(attempts, <-ch)
+			}
+			first, retry := attempts[0], attempts[1]
+
+			if err := wh.Verify(retry.body, retry.header); err != nil {
+				t.Errorf("retry does not verify: %v", err)
+			}
+			if err := wh.VerifyIgnoringTimestamp(first.body, first.header); err != nil {
+				t.Errorf("first attempt does not verify: %v", err)
+			}
+			// The reference verifier rejects the hour-old first attempt:
+			// its timestamp is the time it was sent, not the delivery's.
+			if err := wh.Verify(first.body, first.header); !errors.Is(err, standardwebhooks.ErrMessageTooOld) {
+				t.Errorf("hour-old attempt: Verify = %v, want %v", err, standardwebhooks.ErrMessageTooOld)
+			}
+			if id := first.header.Get("webhook-id"); id != b.Key || retry.header.Get("webhook-id") != id {
+				t.Errorf("webhook-id %q then %q, want the Idempotency-Key %q", id, retry.header.Get("webhook-id"), b.Key)
+			}
+			if ts := retry.header.Get("webhook-timestamp"); ts != strconv.FormatInt(clock.Unix(), 10) {
+				t.Errorf("webhook-timestamp %q, want %d", ts, clock.Unix())
+			}
+			if first.header.Get("webhook-timestamp") == retry.header.Get("webhook-timestamp") {
+				t.Error("the retry kept the first attempt's timestamp")
+			}
+			// A replay with a changed body or another delivery's id fails.
+			tampered := retry.header.Clone()
+			tampered.Set("webhook-id", "other")
+			if err := wh.Verify(retry.body, tampered); err == nil {
+				t.Error("a changed webhook-id still verifies")
+			}
+			if err := wh.Verify(append([]byte(" "), retry.body...), retry.header); err == nil {
+				t.Error("a changed body still verifies")
+			}
+			// feedmon's own signature is unchanged: HMAC of the body with
+			// the secret as written.
+			if sig := retry.header.Get("X-Feedmon-Signature"); sig != webhook.Sign([]byte(tc.secret), retry.body) {
+				t.Errorf("X-Feedmon-Signature %q changed", sig)
+			}
+		})
+	}
+}
+
+func TestNoSecretNoStandardSignature(t *testing.T) {
+	t.Parallel()
+	ch := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch <- r.Header.Clone()
+	}))
+	defer srv.Close()
+	b := batch()
+	if _, err := webhook.New(config.Webhook{URL: srv.URL}, srv.Client()).Notify(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	h := <-ch
+	if h.Get("webhook-signature") != "" {
+		t.Errorf("webhook-signature %q sent without a secret", h.Get("webhook-signature"))
+	}
+	if h.Get("webhook-id") != b.Key || h.Get("webhook-timestamp") == "" {
+		t.Errorf("webhook-id %q, webhook-timestamp %q: want them on every delivery", h.Get("webhook-id"), h.Get("webhook-timestamp"))
+	}
+}
+
+func TestBadWhsecSecretIsPermanent(t *testing.T) {
+	t.Parallel()
+	hits := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits <- struct{}{} }))
+	defer srv.Close()
+	retry, err := webhook.New(config.Webhook{URL: srv.URL, Secret: "whsec_***"}, srv.Client()).Notify(context.Background(), batch())
+	if err == nil || retry {
+		t.Fatalf("Notify = %v, %v; want a permanent error", retry, err)
+	}
+	if strings.Contains(err.Error(), "***") {
+		t.Errorf("error shows the secret: %v", err)
+	}
+	select {
+	case <-hits:
+		t.Error("posted without a usable key")
+	default:
 	}
 }
