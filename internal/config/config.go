@@ -285,6 +285,8 @@ func (c *Config) FeedInterval(f Feed) time.Duration {
 type Error struct {
 	Key string
 	Msg string
+
+	unset bool // an unset ${NAME}: the cause of whatever else is wrong with Key
 }
 
 func (e *Error) Error() string {

@@ -30,16 +30,20 @@ const maxFileSize = 16 << 20
 type LookupEnv func(string) (string, bool)
 
 // Load reads the config at path, or the built-in defaults when path is
-// empty, with the process environment. FEEDMON_CONFIG is the caller's
-// business (it picks path).
-func Load(path string) (*Config, error) { return LoadEnv(path, os.LookupEnv) }
+// empty, with the process environment, for every service. FEEDMON_CONFIG is
+// the caller's business (it picks path).
+func Load(path string) (*Config, error) { return LoadFor(path, os.LookupEnv) }
 
 // LoadEnv is Load with an injected environment.
-func LoadEnv(path string, env LookupEnv) (*Config, error) {
+func LoadEnv(path string, env LookupEnv) (*Config, error) { return LoadFor(path, env) }
+
+// LoadFor is LoadEnv for the given services only (see ParseFor).
+func LoadFor(path string, env LookupEnv, services ...string) (*Config, error) {
 	if path == "" {
 		cfg := Default()
 		applyEnv(cfg, env)
-		if err := finish(cfg, nil, false); err != nil {
+		w := &walker{}
+		if err := w.report(finish(cfg, nil, false), services); err != nil {
 			return nil, err
 		}
 		return cfg, nil
@@ -55,7 +59,7 @@ func LoadEnv(path string, env LookupEnv) (*Config, error) {
 	if err != nil {
 		return nil, &Error{Key: "-config", Msg: err.Error()}
 	}
-	cfg, err := Parse(data, env)
+	cfg, err := ParseFor(data, env, services...)
 	if err != nil {
 		return nil, err
 	}
@@ -64,37 +68,39 @@ func LoadEnv(path string, env LookupEnv) (*Config, error) {
 }
 
 // Parse decodes a config document over the defaults, expands ${NAME},
-// applies FEEDMON_* overrides and validates. Every problem found is
-// returned (joined), each an *Error naming its key.
-func Parse(data []byte, env LookupEnv) (*Config, error) {
+// applies FEEDMON_* overrides and validates it for every service. Every
+// problem found is returned (joined, in the order of the file), each an
+// *Error naming its key.
+func Parse(data []byte, env LookupEnv) (*Config, error) { return ParseFor(data, env) }
+
+// ParseFor is Parse for the given services only (Poller, Classifier,
+// Notifier; none means all): a problem in a key that none of them reads is
+// not reported, so that a poller sharing a file with the notifier does not
+// need the notifier's secrets.
+func ParseFor(data []byte, env LookupEnv, services ...string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	cfg := base()
-	if root.Kind == 0 || len(root.Content) == 0 {
-		// An empty file is a valid config with every default.
-		applyEnv(cfg, env)
-		return cfg, finish(cfg, nil, true)
-	}
-	doc := root.Content[0]
-	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		applyEnv(cfg, env)
-		return cfg, finish(cfg, nil, true)
-	}
-
-	w := &walker{lines: map[int]string{}, env: env}
-	w.walk(doc, reflect.TypeOf(cfg).Elem(), "")
-	if len(w.errs) > 0 {
-		return nil, errors.Join(w.errs...)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(mustEncode(doc)))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		return nil, w.translate(err)
+	w := &walker{pos: map[string]int{}, env: env, expanded: map[*yaml.Node]bool{}}
+	if root.Kind != 0 && len(root.Content) > 0 {
+		if doc := root.Content[0]; doc.Kind != yaml.ScalarNode || doc.Tag != "!!null" {
+			w.walk(doc, reflect.TypeOf(cfg).Elem(), "")
+			// The walk dropped what cannot be decoded, so this decode
+			// fills in everything else; what it still finds is reported
+			// with the rest.
+			dec := yaml.NewDecoder(bytes.NewReader(mustEncode(doc)))
+			dec.KnownFields(true)
+			if err := dec.Decode(cfg); err != nil {
+				w.errs = append(w.errs, w.translate(err)...)
+			}
+		}
 	}
 	applyEnv(cfg, env)
-	return cfg, finish(cfg, w.unset, true)
+	// An empty file is a valid config with every default.
+	err := w.report(finish(cfg, w.unset, true), services)
+	return cfg, err
 }
 
 func mustEncode(n *yaml.Node) []byte {
@@ -109,25 +115,33 @@ func mustEncode(n *yaml.Node) []byte {
 // unsetVar records a ${NAME} that was not set, where it was used.
 type unsetVar struct{ key, name string }
 
-// walker checks every mapping key against the struct it decodes into (so an
-// unknown key is reported with its full path), expands ${NAME} in scalars,
-// and remembers which line holds which key so that decoder errors, which
-// only know lines, can name the key.
+// walker checks a document against the struct it decodes into before it is
+// decoded: every mapping key must be a field (so an unknown key is reported
+// with its full path), every value must decode into its field's type, and
+// ${NAME} is expanded in scalars. What is wrong is reported and dropped
+// from the document, so that one decode of the rest succeeds and the
+// validation after it sees everything else: all of a file's mistakes are
+// found in one pass. It also remembers the line of every key, to report in
+// the order of the file.
 type walker struct {
-	lines map[int]string
-	env   LookupEnv
-	unset []unsetVar
-	errs  []error
+	pos      map[string]int // key → line
+	env      LookupEnv
+	unset    []unsetVar
+	errs     []*Error
+	dropped  []string // keys whose value could not be decoded
+	expanded map[*yaml.Node]bool
 }
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
-func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+// walk checks n against t and reports whether n can be decoded into t; the
+// caller drops it when not. The problem is then already reported.
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) bool {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	if path != "" {
-		w.lines[n.Line] = path
+	if _, ok := w.pos[path]; !ok && path != "" {
+		w.pos[path] = n.Line
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -135,70 +149,122 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode {
 		w.expand(n, path)
 	}
+	isNull := n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return
+		// A type that decodes itself (a duration, the topic rules) is
+		// tried on its own, so that its error, whatever it says, names
+		// the key and does not stop the decoding of the rest.
+		return w.try(n, t, path)
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-				return
-			}
-			w.errs = append(w.errs, errorf(keyOrRoot(path), "expected a mapping"))
-			return
+			return isNull || w.drop(path, "expected a mapping")
 		}
 		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			key := join(path, k.Value)
-			w.lines[k.Line] = key
+		w.pairs(n, path, func(k *yaml.Node, key string) (reflect.Type, bool) {
 			ft, ok := fields[k.Value]
 			if !ok {
 				w.errs = append(w.errs, errorf(key, "unknown key%s", suggest(k.Value, fields)))
-				continue
 			}
-			w.walk(v, ft, key)
-		}
+			return ft, ok
+		})
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-				return
-			}
-			w.errs = append(w.errs, errorf(keyOrRoot(path), "expected a mapping"))
-			return
+			return isNull || w.drop(path, "expected a mapping")
 		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			key := join(path, k.Value)
-			w.lines[k.Line] = key
-			w.walk(v, t.Elem(), key)
-		}
+		w.pairs(n, path, func(*yaml.Node, string) (reflect.Type, bool) { return t.Elem(), true })
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-				return
-			}
-			w.errs = append(w.errs, errorf(keyOrRoot(path), "expected a list"))
-			return
+			return isNull || w.drop(path, "expected a list")
 		}
 		for i, c := range n.Content {
-			w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+			if !w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i)) {
+				// A null keeps the indexes of the items after it, which
+				// later errors name, as they are in the file.
+				n.Content[i] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: c.Line, Column: c.Column}
+			}
 		}
+	default:
+		return w.try(n, t, path)
 	}
+	return true
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+// pairs walks the key/value pairs of mapping n, keeping those whose key
+// field accepts and whose value decodes.
+func (w *walker) pairs(n *yaml.Node, path string, field func(k *yaml.Node, key string) (reflect.Type, bool)) {
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		key := join(path, k.Value)
+		w.pos[key] = k.Line
+		ft, ok := field(k, key)
+		if ok && w.walk(v, ft, key) {
+			kept = append(kept, k, v)
+		}
+	}
+	n.Content = kept
+}
 
-// expand replaces ${NAME} in a scalar. An unset variable becomes "" and is
-// remembered: it is an error only where the field is used (an smtp password
-// with no email receiver is not).
+// try decodes n into a fresh value of type t and reports the error.
+func (w *walker) try(n *yaml.Node, t reflect.Type, path string) bool {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return true
+	}
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	for _, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if g := lineRe.FindStringSubmatch(m); g != nil {
+			m = g[2]
+		}
+		w.errs = append(w.errs, errorf(keyOrRoot(path), "%s", cleanTypeMsg(m)))
+	}
+	w.dropped = append(w.dropped, path)
+	return false
+}
+
+// drop reports a value of the wrong shape; it always returns false.
+func (w *walker) drop(path, msg string) bool {
+	w.errs = append(w.errs, errorf(keyOrRoot(path), "%s", msg))
+	w.dropped = append(w.dropped, path)
+	return false
+}
+
+// envRef is a variable reference: ${NAME}, or ${NAME:-default}, whose
+// default applies when NAME is unset or empty (as in a POSIX shell).
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}`)
+
+// expand replaces the variable references in a scalar. An unset variable
+// without a default becomes "" and is remembered: it is an error only for a
+// service that reads the key, and only where the value is used (an smtp
+// password with no email receiver is not).
 func (w *walker) expand(n *yaml.Node, path string) {
-	if !strings.Contains(n.Value, "${") {
+	if w.expanded[n] || !strings.Contains(n.Value, "${") {
+		return
+	}
+	w.expanded[n] = true
+	if rest := envRef.ReplaceAllString(n.Value, ""); strings.Contains(rest, "${") {
+		w.errs = append(w.errs, errorf(keyOrRoot(path), "malformed variable reference in %q: want ${NAME} or ${NAME:-default}", n.Value))
 		return
 	}
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
-		name := ref[2 : len(ref)-1]
+		g := envRef.FindStringSubmatch(ref)
+		name, def := g[1], g[2]
 		v, ok := w.env(name)
+		if def != "" {
+			if !ok || v == "" {
+				return def[len(":-"):]
+			}
+			return v
+		}
 		if !ok {
 			w.unset = append(w.unset, unsetVar{key: path, name: name})
 		}
@@ -216,9 +282,9 @@ func (w *walker) expand(n *yaml.Node, path string) {
 
 var lineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
 
-// translate rewrites decoder errors ("line 7: cannot unmarshal ...") into
+// translate turns decoder errors ("line 7: cannot unmarshal ...") into
 // errors naming the key on that line.
-func (w *walker) translate(err error) error {
+func (w *walker) translate(err error) []*Error {
 	var te *yaml.TypeError
 	var msgs []string
 	if errors.As(err, &te) {
@@ -226,18 +292,29 @@ func (w *walker) translate(err error) error {
 	} else {
 		msgs = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	var out []error
+	var out []*Error
 	for _, m := range msgs {
 		if g := lineRe.FindStringSubmatch(m); g != nil {
 			line, _ := strconv.Atoi(g[1])
-			if key, ok := w.lines[line]; ok {
+			if key := w.keyAt(line); key != "" {
 				out = append(out, errorf(key, "%s", cleanTypeMsg(g[2])))
 				continue
 			}
 		}
 		out = append(out, &Error{Msg: m})
 	}
-	return errors.Join(out...)
+	return out
+}
+
+// keyAt returns the innermost key on a line, "" if none.
+func (w *walker) keyAt(line int) string {
+	best := ""
+	for k, l := range w.pos {
+		if l == line && len(k) > len(best) {
+			best = k
+		}
+	}
+	return best
 }
 
 func cleanTypeMsg(m string) string {

@@ -62,12 +62,8 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		err = cfg.Topics.Validate()
 	}
 	if err != nil {
-		var ce *Error
-		if errors.As(err, &ce) {
-			errs = append(errs, err)
-		} else {
-			errs = append(errs, &Error{Msg: err.Error()})
-		}
+		// The topic rules' errors name their keys ("topics.defense...").
+		errs = append(errs, err)
 	}
 	cfg.TopicSet = set
 	if !fromFile {
@@ -299,7 +295,7 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		if strings.HasPrefix(u.key, "smtp.") && !usesEmail {
 			continue
 		}
-		add(u.key, "environment variable %s is not set", u.name)
+		errs = append(errs, &Error{Key: u.key, Msg: fmt.Sprintf("environment variable %s is not set", u.name), unset: true})
 	}
 	return errors.Join(errs...)
 }
