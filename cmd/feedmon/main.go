@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -58,15 +60,21 @@ With no -config (and no FEEDMON_CONFIG) the built-in defaults apply.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// usageError is a command-line mistake: exit 2.
-type usageError struct{ msg string }
+// usageError is a command-line mistake: exit 2. With usage set, the usage
+// text follows the message, printed as it is.
+type usageError struct {
+	msg   string
+	usage bool
+}
 
 func (e *usageError) Error() string { return e.msg }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run runs one command. The service commands run until ctx is done or
+// SIGINT or SIGTERM arrives.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -75,9 +83,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = cmdServe(rest, app.All, stdout, stderr)
+		err = cmdServe(ctx, rest, app.All, stdout, stderr)
 	case app.Poller, app.Classifier, app.Notifier:
-		err = cmdServe(rest, []string{cmd}, stdout, stderr)
+		err = cmdServe(ctx, rest, []string{cmd}, stdout, stderr)
 	case "classify":
 		err = cmdClassify(rest, stdin, stdout, stderr)
 	case "check":
@@ -92,7 +100,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdHealthcheck(rest, stderr)
 	case "topics":
 		if len(rest) > 0 {
-			err = &usageError{"topics: takes no arguments"}
+			err = &usageError{msg: "topics: takes no arguments"}
 			break
 		}
 		_, err = stdout.Write(topics.BuiltinYAML())
@@ -101,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
-		err = &usageError{fmt.Sprintf("unknown command %q\n\n%s", cmd, usage)}
+		err = &usageError{msg: fmt.Sprintf("unknown command %q", cmd), usage: true}
 	}
 	return report(err, stderr)
 }
@@ -118,6 +126,9 @@ func report(err error, stderr io.Writer) int {
 	var ce *config.Error
 	if errors.As(err, &ue) || errors.As(err, &ce) {
 		fmt.Fprintln(stderr, "feedmon:", strings.ReplaceAll(err.Error(), "\n", "\nfeedmon: "))
+		if ue != nil && ue.usage {
+			fmt.Fprint(stderr, "\n", usage)
+		}
 		return exitUsage
 	}
 	var silent *exitError
@@ -138,10 +149,13 @@ type flags struct {
 	fs            *flag.FlagSet
 	configPath    string
 	metricsListen string
+	// services are those the command runs or serves: the config is checked
+	// for what they read (none: all).
+	services []string
 }
 
-func newFlags(name string, stderr io.Writer, metrics bool) *flags {
-	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+func newFlags(name string, stderr io.Writer, metrics bool, services ...string) *flags {
+	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError), services: services}
 	f.fs.SetOutput(stderr)
 	f.fs.StringVar(&f.configPath, "config", "", "config file (default $FEEDMON_CONFIG, else the built-in defaults)")
 	if metrics {
@@ -155,10 +169,10 @@ func (f *flags) parse(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &usageError{fmt.Sprintf("%s: %v", f.fs.Name(), err)}
+		return &usageError{msg: fmt.Sprintf("%s: %v", f.fs.Name(), err)}
 	}
 	if f.fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("%s: unexpected argument %q", f.fs.Name(), f.fs.Arg(0))}
+		return &usageError{msg: fmt.Sprintf("%s: unexpected argument %q", f.fs.Name(), f.fs.Arg(0))}
 	}
 	return nil
 }
@@ -169,7 +183,7 @@ func (f *flags) load() (*config.Config, error) {
 	if path == "" {
 		path = os.Getenv(config.EnvConfig)
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadFor(path, os.LookupEnv, f.services...)
 	if err != nil {
 		return nil, err
 	}
@@ -179,12 +193,12 @@ func (f *flags) load() (*config.Config, error) {
 	return cfg, nil
 }
 
-func cmdServe(args []string, services []string, stdout, stderr io.Writer) error {
+func cmdServe(ctx context.Context, args []string, services []string, stdout, stderr io.Writer) error {
 	name := "run"
 	if len(services) == 1 {
 		name = services[0]
 	}
-	f := newFlags(name, stderr, true)
+	f := newFlags(name, stderr, true, services...)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -196,8 +210,9 @@ func cmdServe(args []string, services []string, stdout, stderr io.Writer) error 
 		return &config.Error{Key: "nats.url", Msg: fmt.Sprintf("required by `feedmon %s`: a single service shares NATS with the others (or use `feedmon run`)", name)}
 	}
 	log := telemetry.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	warn(log, cfg, services)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := &app.Main{Config: cfg, Services: services, Log: log, Stdout: stdout, Name: "feedmon-" + name}
 	if err := m.Start(ctx); err != nil {
@@ -221,6 +236,7 @@ func cmdServe(args []string, services []string, stdout, stderr io.Writer) error 
 				log.Error("reload refused: config invalid, keeping the running one", "err", err)
 				continue
 			}
+			warn(log, ncfg, services)
 			if err := m.Reload(ncfg); err != nil {
 				log.Error("reload failed", "err", err)
 				continue
@@ -230,8 +246,15 @@ func cmdServe(args []string, services []string, stdout, stderr io.Writer) error 
 	}
 }
 
+// warn logs what is valid in cfg but probably not meant, for services.
+func warn(log *slog.Logger, cfg *config.Config, services []string) {
+	for _, w := range cfg.Warnings(services...) {
+		log.Warn("config: "+w.Msg, "key", w.Key)
+	}
+}
+
 func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := newFlags("classify", stderr, false)
+	f := newFlags("classify", stderr, false, app.Classifier)
 	explain := f.fs.Bool("explain", false, "add, per topic, the rule that fired and why")
 	if err := f.parse(args); err != nil {
 		return err
@@ -257,12 +280,25 @@ func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	f := newFlags("check", stderr, false)
+	only := f.fs.String("service", "", "check only what these services read (comma-separated: poller, classifier, notifier); default all")
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(app.All, s) {
+				return &usageError{msg: fmt.Sprintf("check: -service: unknown service %q (want %s)", s, strings.Join(app.All, ", "))}
+			}
+			f.services = append(f.services, s)
+		}
 	}
 	cfg, err := f.load()
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings(f.services...) {
+		fmt.Fprintln(stderr, "feedmon: warning:", w)
 	}
 	if _, err := classifier.New(cfg.TopicSet); err != nil {
 		return &config.Error{Key: "topics", Msg: err.Error()}
@@ -288,17 +324,11 @@ func connect(cfg *config.Config, stderr io.Writer) (*bus.Bus, error) {
 		nc.URL = "nats://" + nc.Listen
 	}
 	log := telemetry.NewLogger(stderr, "error", "text")
-	b, err := bus.Connect(context.Background(), nc, "feedmon-cli", log)
+	// Fail fast: a refused connection is an answer, not a reason to wait
+	// out the connect timeout.
+	b, err := bus.Connect(context.Background(), nc, "feedmon-cli", log, bus.FailFast())
 	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(nc.ConnectTimeout.D())
-	for !b.Connected() {
-		if time.Now().After(deadline) {
-			b.Close()
-			return nil, fmt.Errorf("cannot reach NATS at %s (is feedmon running?)", config.Redact(nc.URL))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil, fmt.Errorf("%w (is feedmon running?)", err)
 	}
 	return b, nil
 }
@@ -321,7 +351,7 @@ func withBus(f *flags, stderr io.Writer, timeout time.Duration, fn func(ctx cont
 }
 
 func cmdFeeds(args []string, stdout, stderr io.Writer) error {
-	f := newFlags("feeds", stderr, false)
+	f := newFlags("feeds", stderr, false, app.Poller)
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -332,10 +362,10 @@ func cmdFeeds(args []string, stdout, stderr io.Writer) error {
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		return &usageError{"dlq: want `feedmon dlq list` or `feedmon dlq replay`"}
+		return &usageError{msg: "dlq: want `feedmon dlq list` or `feedmon dlq replay`"}
 	}
 	sub := args[0]
-	f := newFlags("dlq "+sub, stderr, false)
+	f := newFlags("dlq "+sub, stderr, false, app.Notifier)
 	if err := f.parse(args[1:]); err != nil {
 		return err
 	}
@@ -358,7 +388,7 @@ func cmdHealthcheck(args []string, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &usageError{fmt.Sprintf("healthcheck: %v", err)}
+		return &usageError{msg: fmt.Sprintf("healthcheck: %v", err)}
 	}
 	client := &http.Client{Timeout: *timeout}
 	resp, err := client.Get(*url)
@@ -388,10 +418,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &usageError{fmt.Sprintf("bench: %v", err)}
+		return &usageError{msg: fmt.Sprintf("bench: %v", err)}
 	}
 	if o.Feeds < 1 || o.Items < 1 || o.Rate < 0 {
-		return &usageError{"bench: -feeds and -items must be at least 1, -rate at least 0"}
+		return &usageError{msg: "bench: -feeds and -items must be at least 1, -rate at least 0"}
 	}
 	if *verbose {
 		o.Log = telemetry.NewLogger(stderr, "info", "text")

@@ -26,11 +26,12 @@ import (
 	"github.com/feedmon/feedmon/services/poller"
 )
 
-// Service names, as the commands call them.
+// Service names, as the commands call them (and the config knows them, to
+// check for each service what it reads).
 const (
-	Poller     = "poller"
-	Classifier = "classifier"
-	Notifier   = "notifier"
+	Poller     = config.Poller
+	Classifier = config.Classifier
+	Notifier   = config.Notifier
 )
 
 // All is every service: what `feedmon run` starts.

@@ -52,11 +52,27 @@ type Bus struct {
 	embedded *server.Server
 }
 
+// ConnectOption changes how Connect connects.
+type ConnectOption func(*connectOptions)
+
+type connectOptions struct{ failFast bool }
+
+// FailFast makes Connect to an external NATS fail at once when no server
+// accepts the connection, instead of retrying in the background: for
+// short-lived clients (the inspection commands), which can do nothing
+// until connected and should say so rather than wait.
+func FailFast() ConnectOption { return func(o *connectOptions) { o.failFast = true } }
+
 // Connect connects to the NATS named by cfg, or starts an embedded server
 // when cfg.URL is empty. name identifies the client in NATS monitoring.
 // Against an external NATS it does not wait for the server to be up: the
-// connection is retried in the background, so start-up order is free.
-func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger) (*Bus, error) {
+// connection is retried in the background, so start-up order is free
+// (unless FailFast).
+func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger, opt ...ConnectOption) (*Bus, error) {
+	var co connectOptions
+	for _, o := range opt {
+		o(&co)
+	}
 	b := &Bus{Replicas: cfg.Replicas, log: log}
 	if b.Replicas == 0 {
 		b.Replicas = 1
@@ -97,7 +113,7 @@ func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger
 		}
 		b.NC = nc
 	} else {
-		opts = append(opts, nats.RetryOnFailedConnect(true))
+		opts = append(opts, nats.RetryOnFailedConnect(!co.failFast))
 		if cfg.CredsFile != "" {
 			opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 		}
