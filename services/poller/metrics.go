@@ -16,6 +16,7 @@ type metrics struct {
 	itemsPerFetch prometheus.Histogram
 	backoffs      prometheus.Counter
 	refused       prometheus.Counter
+	recoveries    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,6 +48,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "feedmon_poller_refused_addresses_total",
 			Help: "Fetches refused because the feed resolved to a private, loopback or reserved address.",
 		}),
+		recoveries: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedmon_poll_recoveries_total",
+			Help: "Feed bodies read although not what they declared, by kind of recovery (mislabeled_utf8, unmarked_utf16, unmarked_utf32, header_contradicted, detected_charset, repaired_utf8, control_chars, raw_body).",
+		}, []string{"kind"}),
+	}
+	for _, k := range recoveryKinds {
+		m.recoveries.WithLabelValues(string(k))
 	}
 	for _, r := range []string{telemetry.PollOK, telemetry.PollNotModified, telemetry.PollError} {
 		m.fetchDuration.WithLabelValues(r)
@@ -55,4 +63,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.feeds.WithLabelValues(s)
 	}
 	return m
+}
+
+// recovered counts the recoveries one feed body took.
+func (m *metrics) recovered(recs []recovery) {
+	for _, r := range recs {
+		m.recoveries.WithLabelValues(string(r)).Inc()
+	}
 }

@@ -1,26 +1,16 @@
 package poller
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
-	"mime"
 	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mmcdole/gofeed"
 	"golang.org/x/net/html"
-	"golang.org/x/net/html/charset"
-	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/unicode"
-	"golang.org/x/text/transform"
 
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/htmltext"
@@ -44,117 +34,6 @@ const (
 var minPublished = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const maxFuture = 48 * time.Hour
-
-// xmlDeclRe finds the encoding pseudo-attribute of an XML declaration.
-var xmlDeclRe = regexp.MustCompile(`^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']`)
-
-// toUTF8 decodes body to UTF-8 using, in order: a byte-order mark, the
-// charset of Content-Type, the XML declaration, else UTF-8. A declaration
-// the bytes contradict gives way: a header saying UTF-8 over Latin-1 bytes
-// yields to the XML declaration, and a header naming a legacy charset over
-// non-ASCII bytes that are valid UTF-8 yields to UTF-8 (unless the XML
-// declaration agrees with the header) — mislabelling servers are common,
-// Latin-1 text that happens to be valid UTF-8 is not. The XML declaration is rewritten to
-// say UTF-8 so the parser does not decode a second time.
-func toUTF8(body []byte, contentType string) ([]byte, error) {
-	if bytes.HasPrefix(body, []byte{0xef, 0xbb, 0xbf}) {
-		return rewriteDecl(body[3:]), nil
-	}
-	if len(body) >= 2 && body[0] == 0xff && body[1] == 0xfe {
-		return decodeWith(unicode.UTF16(unicode.LittleEndian, unicode.ExpectBOM), body)
-	}
-	if len(body) >= 2 && body[0] == 0xfe && body[1] == 0xff {
-		return decodeWith(unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM), body)
-	}
-	var header, decl string
-	if _, params, err := mime.ParseMediaType(contentType); err == nil {
-		header = strings.ToLower(strings.TrimSpace(params["charset"]))
-	}
-	if m := xmlDeclRe.FindSubmatch(body[:min(len(body), 512)]); m != nil {
-		decl = strings.ToLower(string(m[1]))
-	}
-	validUTF8 := utf8.Valid(body)
-	label := header
-	switch {
-	case label == "" || isUTF8Label(label) && !validUTF8:
-		label = decl
-	case !isUTF8Label(label) && validUTF8 && (decl == "" || isUTF8Label(decl)) && !isASCII(body):
-		// Non-ASCII text that happens to be valid UTF-8 is almost never
-		// anything else; servers that stamp every response ISO-8859-1 are
-		// common.
-		label = "utf-8"
-	}
-	if label == "" || isUTF8Label(label) {
-		if !validUTF8 {
-			body = bytes.ToValidUTF8(body, []byte("\uFFFD"))
-		}
-		return rewriteDecl(body), nil
-	}
-	enc, _ := charset.Lookup(label)
-	if enc == nil {
-		// An unknown label ("utf8mb4", a typo) should not cost the feed:
-		// take UTF-8 when the bytes are, else the web's usual fallback.
-		if validUTF8 {
-			return rewriteDecl(body), nil
-		}
-		enc, _ = charset.Lookup("windows-1252")
-	}
-	return decodeWith(enc, body)
-}
-
-func decodeWith(enc encoding.Encoding, body []byte) ([]byte, error) {
-	out, _, err := transform.Bytes(enc.NewDecoder(), body)
-	if err != nil {
-		return nil, fmt.Errorf("poller: decode charset: %w", err)
-	}
-	return rewriteDecl(out), nil
-}
-
-func isUTF8Label(l string) bool { return l == "utf-8" || l == "utf8" || l == "unicode-1-1-utf-8" }
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// rewriteDecl makes the XML declaration (if any) say UTF-8.
-func rewriteDecl(body []byte) []byte {
-	head := body[:min(len(body), 512)]
-	loc := xmlDeclRe.FindSubmatchIndex(head)
-	if loc == nil {
-		return body
-	}
-	if isUTF8Label(strings.ToLower(string(head[loc[2]:loc[3]]))) {
-		return body
-	}
-	out := make([]byte, 0, len(body))
-	out = append(out, body[:loc[2]]...)
-	out = append(out, "UTF-8"...)
-	out = append(out, body[loc[3]:]...)
-	return out
-}
-
-// parseFeed parses a UTF-8 feed body.
-func parseFeed(body []byte) (*gofeed.Feed, error) {
-	p := gofeed.NewParser()
-	// The original RSS feed carries <ttl>, which the universal one drops.
-	p.KeepOriginalFeed = true
-	// Items carry no images downstream; gofeed's fallback that HTML-parses
-	// every description to find one was an eighth of a first fetch's CPU.
-	p.RSSTranslator = &gofeed.DefaultRSSTranslator{DisableContentImageScan: true}
-	f, err := p.Parse(bytes.NewReader(body))
-	if err != nil {
-		if errors.Is(err, gofeed.ErrFeedTypeNotDetected) {
-			return nil, fmt.Errorf("poller: not a feed (RSS, Atom or JSON Feed): %w", err)
-		}
-		return nil, fmt.Errorf("poller: parse feed: %w", err)
-	}
-	return f, nil
-}
 
 // normalizer turns a parsed feed into the contract's items.
 type normalizer struct {

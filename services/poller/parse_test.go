@@ -17,11 +17,7 @@ import (
 
 func normalize(t testing.TB, feedURL string, body []byte, contentType string, now time.Time) ([]entry, error) {
 	t.Helper()
-	b, err := toUTF8(body, contentType)
-	if err != nil {
-		return nil, err
-	}
-	f, err := parseFeed(b)
+	f, _, err := parseFeed(body, contentType)
 	if err != nil {
 		return nil, err
 	}

@@ -231,7 +231,7 @@ func TestFeedTTL(t *testing.T) {
 		{`<rss version="2.0"><channel><title>t</title><ttl>soon</ttl></channel></rss>`, 0},
 	}
 	for _, tc := range tests {
-		f, err := parseFeed([]byte(tc.doc))
+		f, _, err := parseFeed([]byte(tc.doc), "")
 		if err != nil {
 			t.Fatal(err)
 		}

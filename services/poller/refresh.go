@@ -137,11 +137,8 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 		return fail(err)
 	}
 	s.met.bytes.Add(float64(len(body)))
-	body, err = toUTF8(body, resp.ContentType())
-	if err != nil {
-		return fail(err)
-	}
-	parsed, err := parseFeed(body)
+	parsed, recs, err := parseFeed(body, resp.ContentType())
+	s.met.recovered(recs)
 	if err != nil {
 		return fail(err)
 	}

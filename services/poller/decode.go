@@ -1,0 +1,402 @@
+package poller
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"mime"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gogs/chardet"
+	"github.com/mmcdole/gofeed"
+	"golang.org/x/net/html/charset"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/encoding/unicode/utf32"
+	"golang.org/x/text/transform"
+)
+
+// recovery names one way in which a feed body was not what it said it was
+// and was read all the same. The set is fixed: it is the kind label of
+// feedmon_poll_recoveries_total.
+type recovery string
+
+const (
+	// A legacy charset (ISO-8859-1, windows-1252, ...) was declared, in the
+	// header or the XML declaration, over non-ASCII bytes that are valid
+	// UTF-8: read as UTF-8.
+	recoveryMislabeledUTF8 recovery = "mislabeled_utf8"
+	// UTF-16 or UTF-32 without a byte-order mark, recognised from the
+	// zero bytes around the first characters (XML 1.0 Appendix F).
+	recoveryUnmarkedUTF16 recovery = "unmarked_utf16"
+	recoveryUnmarkedUTF32 recovery = "unmarked_utf32"
+	// The header said UTF-8, the bytes are not, the XML declaration named
+	// the charset that was used.
+	recoveryHeaderContradicted recovery = "header_contradicted"
+	// Nothing usable was declared and the bytes are not UTF-8: the charset
+	// was detected from the bytes.
+	recoveryDetected recovery = "detected_charset"
+	// UTF-8 with a few bytes that are not (text pasted from a Latin-1
+	// source): each such byte was read as windows-1252.
+	recoveryRepairedUTF8 recovery = "repaired_utf8"
+	// Characters XML forbids (C0 controls other than tab, newline and
+	// carriage return), which make the parser give up, were dropped.
+	recoveryControlChars recovery = "control_chars"
+	// The decoded body did not parse but the body as it came did, by the
+	// parser's own charset handling.
+	recoveryRawBody recovery = "raw_body"
+)
+
+// recoveryKinds is every recovery, for the metric's start-up label values.
+var recoveryKinds = []recovery{
+	recoveryMislabeledUTF8, recoveryUnmarkedUTF16, recoveryUnmarkedUTF32, recoveryHeaderContradicted,
+	recoveryDetected, recoveryRepairedUTF8, recoveryControlChars, recoveryRawBody,
+}
+
+// parseFeed is the one way a feed body becomes a feed, fetched or pushed:
+// decode it to UTF-8 whatever its charset (toUTF8), parse it, and say which
+// recoveries it took, for the caller to count. body is never read past its
+// length, which the caller has capped at poll.max_body_bytes.
+func parseFeed(body []byte, contentType string) (*gofeed.Feed, []recovery, error) {
+	text, recs, err := toUTF8(body, contentType)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := parseUTF8(text)
+	if err == nil {
+		return f, recs, nil
+	}
+	// A safety net: the parser's own charset handling on the body as it
+	// came, so that decoding never costs a feed the parser alone reads.
+	if !bytes.Equal(text, body) {
+		if raw, rerr := parseUTF8(body); rerr == nil {
+			return raw, []recovery{recoveryRawBody}, nil
+		}
+	}
+	return nil, nil, err
+}
+
+// parseUTF8 parses a UTF-8 feed body.
+func parseUTF8(body []byte) (*gofeed.Feed, error) {
+	p := gofeed.NewParser()
+	// The original RSS feed carries <ttl>, which the universal one drops.
+	p.KeepOriginalFeed = true
+	// Items carry no images downstream; gofeed's fallback that HTML-parses
+	// every description to find one was an eighth of a first fetch's CPU.
+	p.RSSTranslator = &gofeed.DefaultRSSTranslator{DisableContentImageScan: true}
+	f, err := p.Parse(bytes.NewReader(body))
+	if err != nil {
+		if errors.Is(err, gofeed.ErrFeedTypeNotDetected) {
+			return nil, fmt.Errorf("poller: not a feed (RSS, Atom or JSON Feed): %w", err)
+		}
+		return nil, fmt.Errorf("poller: parse feed: %w", err)
+	}
+	return f, nil
+}
+
+// xmlDeclRe finds the encoding pseudo-attribute of an XML declaration.
+var xmlDeclRe = regexp.MustCompile(`^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']`)
+
+// Detection looks at the start of the body only: enough text for the
+// statistics, and a bound on the time a 10 MB body can cost.
+const detectSample = 256 << 10
+
+// A legacy multi-byte charset (Shift_JIS, EUC-KR, GBK, Big5) declared over
+// bytes that are valid UTF-8 is believed when the bytes hold fewer than this
+// many multi-byte UTF-8 sequences: a title or two in those charsets can be
+// valid UTF-8 by chance (GBK "稀" is the bytes of UTF-8 "ϡ"), a whole feed
+// cannot. A single-byte charset yields to UTF-8 at once: Latin-1 text that
+// is valid UTF-8 would be mojibake such as "Ã©" to begin with.
+const minUTF8Evidence = 4
+
+// toUTF8 decodes body to UTF-8, trusting the bytes over what is declared
+// where the two disagree, and rewrites the XML declaration to say UTF-8 so
+// the parser does not decode a second time. In order:
+//
+//   - a byte-order mark (UTF-8, UTF-16, UTF-32) decides;
+//   - zero bytes among the first four mean UTF-16 or UTF-32 without a mark
+//     (a UTF-8 or legacy XML body never holds NUL);
+//   - non-ASCII bytes that are valid UTF-8 are UTF-8, whatever the header
+//     or declaration says (servers and CMSs that stamp every response
+//     ISO-8859-1 are common; see minUTF8Evidence for multi-byte charsets);
+//   - otherwise the header's charset, or the declaration's when the header
+//     names none or claims a UTF-8 the bytes are not;
+//   - with nothing usable declared: UTF-8 with a few stray bytes is
+//     repaired, anything else is detected from the bytes.
+//
+// A body whose declaration is right comes out exactly as the parser alone
+// would have read it. The output is at most three times the input.
+func toUTF8(body []byte, contentType string) ([]byte, []recovery, error) {
+	if enc, rec, n := sniffUnicode(body); enc != nil {
+		out, err := decodeWith(enc, body[n:])
+		if err != nil {
+			return nil, nil, err
+		}
+		return clean(out, rec)
+	}
+	var header, decl string
+	if _, params, err := mime.ParseMediaType(contentType); err == nil {
+		header = strings.ToLower(strings.TrimSpace(params["charset"]))
+	}
+	if m := xmlDeclRe.FindSubmatch(body[:min(len(body), 512)]); m != nil {
+		decl = strings.ToLower(string(m[1]))
+	}
+
+	if utf8.Valid(body) {
+		label := header
+		if label == "" || isUTF8Label(label) {
+			label = decl
+		}
+		if ascii(body) {
+			// ASCII is the same in every charset a feed uses, except
+			// the 7-bit ISO-2022-JP, whose escapes are ASCII bytes.
+			if enc, name := lookup(label); name == "iso-2022-jp" {
+				return decodeClean(enc, body, "")
+			}
+			return clean(body, "")
+		}
+		mislabeled := func(l string) bool { return l != "" && !isUTF8Label(l) }
+		if !mislabeled(header) && !mislabeled(decl) {
+			return clean(body, "")
+		}
+		if enc, name := lookup(label); multiByte[name] && utf8Sequences(body) < minUTF8Evidence {
+			return decodeClean(enc, body, "")
+		}
+		return clean(body, recoveryMislabeledUTF8)
+	}
+
+	label, rec := header, recovery("")
+	if label == "" || isUTF8Label(label) {
+		if label != "" && decl != "" && !isUTF8Label(decl) {
+			rec = recoveryHeaderContradicted
+		}
+		label = decl
+	}
+	if enc, name := lookup(label); enc != nil && name != "utf-8" && !wide(name) {
+		return decodeClean(enc, body, rec)
+	}
+	// Nothing usable declared: no label, UTF-8 (which the bytes are not),
+	// a label we do not know, or UTF-16/32 over bytes that are not.
+	if mostlyUTF8(body) {
+		return clean(repairUTF8(body), recoveryRepairedUTF8)
+	}
+	return decodeClean(detect(body), body, recoveryDetected)
+}
+
+// sniffUnicode recognises UTF-16 and UTF-32 by byte-order mark or, without
+// one, by where the zero bytes fall in the first four (XML 1.0 Appendix F:
+// "<?" is 00 3C 00 3F in UTF-16BE, 3C 00 00 00 starts UTF-32LE). It returns
+// the encoding, the recovery it took, and how many bytes of mark to skip.
+func sniffUnicode(b []byte) (encoding.Encoding, recovery, int) {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xef, 0xbb, 0xbf}):
+		return encoding.Nop, "", 3
+	case bytes.HasPrefix(b, []byte{0x00, 0x00, 0xfe, 0xff}):
+		return utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM), "", 4
+	case bytes.HasPrefix(b, []byte{0xff, 0xfe, 0x00, 0x00}):
+		// Checked before UTF-16LE's mark, of which this is a prefix:
+		// UTF-16 text cannot go on with U+0000.
+		return utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "", 4
+	case bytes.HasPrefix(b, []byte{0xfe, 0xff}):
+		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "", 2
+	case bytes.HasPrefix(b, []byte{0xff, 0xfe}):
+		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "", 2
+	}
+	if len(b) < 4 || bytes.IndexByte(b[:4], 0) < 0 {
+		return nil, "", 0
+	}
+	// The first character of a feed is '<' or white space, ASCII: its
+	// code unit has zero bytes on the side its byte order puts them.
+	switch {
+	case b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] != 0:
+		return utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM), recoveryUnmarkedUTF32, 0
+	case b[0] != 0 && b[1] == 0 && b[2] == 0 && b[3] == 0:
+		return utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), recoveryUnmarkedUTF32, 0
+	case b[0] == 0 && b[1] != 0:
+		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
+	case b[0] != 0 && b[1] == 0:
+		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
+	}
+	return nil, "", 0
+}
+
+// lookup returns the encoding of a charset label and its canonical name
+// (WHATWG labels, so ISO-8859-1 is windows-1252), or nil when the label is
+// empty, unknown, or the "replacement" encoding that would turn the whole
+// body into one U+FFFD.
+func lookup(label string) (encoding.Encoding, string) {
+	if label == "" {
+		return nil, ""
+	}
+	enc, name := charset.Lookup(label)
+	if enc == nil || name == "replacement" {
+		return nil, ""
+	}
+	return enc, name
+}
+
+func isUTF8Label(l string) bool { return l == "utf-8" || l == "utf8" || l == "unicode-1-1-utf-8" }
+
+// wide reports whether a canonical name is UTF-16, whose label over bytes
+// without the zero bytes sniffUnicode looks for cannot be right.
+func wide(name string) bool { return name == "utf-16le" || name == "utf-16be" }
+
+// multiByte holds the canonical names of the East Asian multi-byte
+// charsets; every other legacy charset is a single-byte code page.
+var multiByte = map[string]bool{
+	"shift_jis": true, "euc-jp": true, "iso-2022-jp": true, "euc-kr": true,
+	"gbk": true, "gb18030": true, "big5": true,
+}
+
+func ascii(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// utf8Sequences counts the valid multi-byte UTF-8 sequences in b.
+func utf8Sequences(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError || size > 1 {
+			n++
+		}
+		i += size
+	}
+	return n
+}
+
+// mostlyUTF8 reports whether b is UTF-8 with a few invalid bytes: valid
+// multi-byte sequences outnumber the invalid bytes at least two to one.
+// Text in a legacy charset forms a valid sequence only now and then.
+func mostlyUTF8(b []byte) bool {
+	valid, invalid := 0, 0
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			invalid++
+		} else {
+			valid++
+		}
+		i += size
+	}
+	return valid > 0 && valid >= 2*invalid
+}
+
+// repairUTF8 keeps the valid UTF-8 of b and reads each invalid byte as
+// windows-1252, the charset such stray bytes almost always come from.
+func repairUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+16)
+	dec := charmap.Windows1252.DecodeByte
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			r = dec(b[i])
+		}
+		out = utf8.AppendRune(out, r)
+		i += size
+	}
+	return out
+}
+
+// detect guesses the charset of a body that is not UTF-8 and declares
+// nothing usable, with ICU's detector (markup stripped, so the statistics
+// are of the text). Candidates we cannot decode, or that the bytes have
+// already ruled out (UTF-8, UTF-16/32), are passed over; windows-1252 is
+// the web's fallback when none is left.
+func detect(body []byte) encoding.Encoding {
+	results, err := chardet.NewHtmlDetector().DetectAll(body[:min(len(body), detectSample)])
+	if err == nil {
+		for _, r := range results {
+			name := strings.ToLower(r.Charset)
+			if strings.HasPrefix(name, "utf-") {
+				continue
+			}
+			if name == "gb-18030" { // ICU's spelling
+				name = "gb18030"
+			}
+			if enc, canon := lookup(name); enc != nil && !wide(canon) {
+				return enc
+			}
+		}
+	}
+	return charmap.Windows1252
+}
+
+// decodeClean decodes body with enc and cleans the result.
+func decodeClean(enc encoding.Encoding, body []byte, rec recovery) ([]byte, []recovery, error) {
+	out, err := decodeWith(enc, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return clean(out, rec)
+}
+
+func decodeWith(enc encoding.Encoding, body []byte) ([]byte, error) {
+	out, _, err := transform.Bytes(enc.NewDecoder(), body)
+	if err != nil {
+		return nil, fmt.Errorf("poller: decode charset: %w", err)
+	}
+	return out, nil
+}
+
+// clean finishes decoded UTF-8 text for the parser: invalid sequences
+// (left by a decoder or a truncated body) become U+FFFD, control characters
+// XML forbids are dropped, the declaration says UTF-8. rec, when set, is
+// the recovery that produced text.
+func clean(text []byte, rec recovery) ([]byte, []recovery, error) {
+	var recs []recovery
+	if rec != "" {
+		recs = append(recs, rec)
+	}
+	if !utf8.Valid(text) {
+		text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
+	}
+	if i := bytes.IndexFunc(text, forbiddenControl); i >= 0 {
+		out := make([]byte, 0, len(text))
+		out = append(out, text[:i]...)
+		for _, c := range text[i:] {
+			if c >= 0x20 || c == '\t' || c == '\n' || c == '\r' {
+				out = append(out, c)
+			}
+		}
+		text = out
+		recs = append(recs, recoveryControlChars)
+	}
+	return rewriteDecl(text), recs, nil
+}
+
+// forbiddenControl reports the C0 controls XML 1.0 does not allow.
+func forbiddenControl(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }
+
+// rewriteDecl makes the XML declaration (if any) say UTF-8.
+func rewriteDecl(body []byte) []byte {
+	head := body[:min(len(body), 512)]
+	loc := xmlDeclRe.FindSubmatchIndex(head)
+	if loc == nil {
+		return body
+	}
+	if isUTF8Label(strings.ToLower(string(head[loc[2]:loc[3]]))) {
+		return body
+	}
+	out := make([]byte, 0, len(body))
+	out = append(out, body[:loc[2]]...)
+	out = append(out, "UTF-8"...)
+	out = append(out, body[loc[3]:]...)
+	return out
+}

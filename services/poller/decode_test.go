@@ -1,0 +1,185 @@
+package poller
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// Titles of the feeds in testdata/charset, by the language they are in.
+var charsetTitles = map[string][]string{
+	"ko":    {"한국 경제 뉴스", "희토류 공동 채굴에 합의", "반도체 수출 규제 강화", "국방 협력 대화 시작"},
+	"ja":    {"日本経済ニュース", "レアアースの共同採掘で合意", "半導体の輸出規制を強化", "防衛産業の対話を開始"},
+	"zh":    {"中国经济新闻", "稀土联合开采达成协议", "半导体出口管制加强", "国防工业对话启动"},
+	"zh-TW": {"台灣經濟新聞", "稀土聯合開採達成協議", "半導體出口管制加強", "國防工業對話啟動"},
+	"ru": {"Экономические новости", "Соглашение о совместной добыче редкоземельных металлов",
+		"Ужесточение экспортного контроля на полупроводники", "Начало диалога об оборонной промышленности"},
+	"fr": {"Économie et défense", "Accord sur les terres rares entre l’UE et le Japon",
+		"Les droits de douane augmentent : « une erreur »", "Zölle steigen – Exporteure besorgt"},
+	"en": {"Café Wire", "Café crème à Zürich", "Tariffs & trade: a naïve plan", "Plain ASCII title"},
+}
+
+const noRecovery recovery = ""
+
+// TestParseFeedCharsets checks the exact titles of every fixture in
+// testdata/charset: the broken kinds are recovered (and counted as such),
+// the well-formed ones in the same encodings are read as they always were.
+func TestParseFeedCharsets(t *testing.T) {
+	t.Parallel()
+	const (
+		plain   = "application/rss+xml"
+		utf8CT  = "text/xml; charset=utf-8"
+		latinCT = "text/xml; charset=ISO-8859-1"
+	)
+	tests := []struct {
+		file, ctype, lang string
+		want              recovery
+	}{
+		// Well-formed: declared right, in the prolog or the header.
+		{"declared-euc-kr.xml", plain, "ko", noRecovery},
+		{"declared-shift_jis.xml", plain, "ja", noRecovery},
+		{"declared-shift_jis.xml", "text/xml; charset=Shift_JIS", "ja", noRecovery},
+		{"declared-euc-jp.xml", plain, "ja", noRecovery},
+		{"declared-gbk.xml", plain, "zh", noRecovery},
+		{"declared-gb18030.xml", plain, "zh", noRecovery},
+		{"declared-big5.xml", plain, "zh-TW", noRecovery},
+		{"declared-windows-1251.xml", plain, "ru", noRecovery},
+		{"declared-windows-1251.xml", "text/xml; charset=windows-1251", "ru", noRecovery},
+		{"declared-windows-1252.xml", plain, "fr", noRecovery},
+		{"declared-iso-8859-1.xml", plain, "en", noRecovery},
+		{"declared-iso-8859-1.xml", latinCT, "en", noRecovery},
+		{"noprolog-windows-1251.xml", "text/xml; charset=windows-1251", "ru", noRecovery},
+		{"noprolog-euc-kr.xml", "application/xml; charset=euc-kr", "ko", noRecovery},
+		{"utf8-noprolog.xml", plain, "en", noRecovery},
+		{"utf8-noprolog.xml", utf8CT, "en", noRecovery},
+		{"utf16le-bom.xml", plain, "ja", noRecovery},
+		{"utf16be-bom.xml", plain, "ja", noRecovery},
+		{"utf32le-bom.xml", plain, "ko", noRecovery},
+		{"utf32be-bom.xml", plain, "ko", noRecovery},
+
+		// A legacy charset declared over UTF-8 bytes.
+		{"utf8-prolog-iso-8859-1.xml", plain, "en", recoveryMislabeledUTF8},
+		{"utf8-prolog-iso-8859-1.xml", latinCT, "en", recoveryMislabeledUTF8},
+		{"utf8-prolog-windows-1252.xml", plain, "fr", recoveryMislabeledUTF8},
+		{"utf8-prolog-windows-1252.xml", utf8CT, "fr", recoveryMislabeledUTF8},
+		{"utf8-prolog-shift_jis.xml", plain, "ja", recoveryMislabeledUTF8},
+		{"utf8-prolog-windows-1251.xml", plain, "ru", recoveryMislabeledUTF8},
+		{"utf8-noprolog.xml", latinCT, "en", recoveryMislabeledUTF8},
+		{"utf8-noprolog.xml", "text/xml; charset=windows-1252", "en", recoveryMislabeledUTF8},
+
+		// UTF-16 and UTF-32 without a byte-order mark (XML 1.0 Appendix F).
+		{"utf16le-nobom.xml", plain, "ja", recoveryUnmarkedUTF16},
+		{"utf16be-nobom.xml", plain, "ja", recoveryUnmarkedUTF16},
+		{"utf16le-nobom-noprolog.xml", plain, "ja", recoveryUnmarkedUTF16},
+		{"utf16be-nobom-noprolog.xml", utf8CT, "ja", recoveryUnmarkedUTF16},
+		{"utf32le-nobom.xml", plain, "ko", recoveryUnmarkedUTF32},
+		{"utf32be-nobom.xml", plain, "ko", recoveryUnmarkedUTF32},
+
+		// Nothing declared (or only a UTF-8 the bytes contradict): detected.
+		{"undeclared-euc-kr.xml", plain, "ko", recoveryDetected},
+		{"undeclared-shift_jis.xml", plain, "ja", recoveryDetected},
+		{"undeclared-euc-jp.xml", plain, "ja", recoveryDetected},
+		{"undeclared-gbk.xml", plain, "zh", recoveryDetected},
+		{"undeclared-gb18030.xml", plain, "zh", recoveryDetected},
+		{"undeclared-big5.xml", plain, "zh-TW", recoveryDetected},
+		{"undeclared-windows-1251.xml", plain, "ru", recoveryDetected},
+		{"undeclared-windows-1252.xml", plain, "fr", recoveryDetected},
+		{"noprolog-euc-kr.xml", utf8CT, "ko", recoveryDetected},
+		{"noprolog-shift_jis.xml", utf8CT, "ja", recoveryDetected},
+		{"noprolog-big5.xml", "", "zh-TW", recoveryDetected},
+		{"noprolog-gbk.xml", "", "zh", recoveryDetected},
+		{"noprolog-windows-1251.xml", utf8CT, "ru", recoveryDetected},
+		{"noprolog-windows-1252.xml", utf8CT, "fr", recoveryDetected},
+		{"undeclared-windows-1251.xml", "text/xml; charset=x-no-such-charset", "ru", recoveryDetected},
+
+		// UTF-8 with a stray windows-1252 byte: the byte is read as one.
+		{"mixed-utf8-cp1252.xml", plain, "fr", recoveryRepairedUTF8},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file+"|"+tc.ctype, func(t *testing.T) {
+			t.Parallel()
+			f, recs, err := parseFeed(fixture(t, "charset/"+tc.file), tc.ctype)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{f.Title}
+			for _, it := range f.Items {
+				got = append(got, it.Title)
+			}
+			if want := charsetTitles[tc.lang]; fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+				t.Errorf("titles\n got %q\nwant %q", got, want)
+			}
+			want := []recovery{}
+			if tc.want != noRecovery {
+				want = append(want, tc.want)
+			}
+			if fmt.Sprint(recs) != fmt.Sprint(want) {
+				t.Errorf("recoveries %q, want %q", recs, want)
+			}
+		})
+	}
+}
+
+// TestParseFeedKeepsText checks that what the decoder keeps or repairs comes
+// through as written: entities, bare ampersands, the repaired byte.
+func TestParseFeedKeepsText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, doc, ctype string
+		wantTitle, wantDesc string // as published: plain text
+	}{
+		{"entities and bare ampersand over a latin-1 prolog",
+			`<?xml version="1.0" encoding="ISO-8859-1"?><rss version="2.0"><channel><title>t</title><item><title>Café &eacute;t&eacute; AT&T & co &amp; “x”</title><description>a &nbsp;b</description></item></channel></rss>`,
+			"", "Café été AT&T & co & “x”", "a b"},
+		{"entities in a detected windows-1252 body",
+			"<rss version=\"2.0\"><channel><title>t</title><item><title>Caf\xe9 &eacute;t&eacute; AT&T \x93x\x94</title><description>d</description></item></channel></rss>",
+			"", "Café été AT&T “x”", "d"},
+		{"stray byte",
+			"<rss version=\"2.0\"><channel><title>t</title><item><title>Zölle – Caf\xe9</title><description>Zölle – ok</description></item></channel></rss>",
+			"text/xml; charset=utf-8", "Zölle – Café", "Zölle – ok"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			entries, err := normalize(t, "https://x.example/feed", []byte(tc.doc), tc.ctype, fixedNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].item.Title != tc.wantTitle || entries[0].item.Summary != tc.wantDesc {
+				t.Fatalf("entries %+v, want title %q summary %q", entries, tc.wantTitle, tc.wantDesc)
+			}
+		})
+	}
+}
+
+// TestDecodeBounded checks that decoding only ever looks at the body it was
+// given (the body is already capped at poll.max_body_bytes) and that its
+// output stays within a small multiple of it.
+func TestDecodeBounded(t *testing.T) {
+	t.Parallel()
+	for _, file := range []string{"undeclared-euc-kr.xml", "utf16le-nobom.xml", "utf32be-nobom.xml", "mixed-utf8-cp1252.xml"} {
+		body := fixture(t, "charset/"+file)
+		// Cut mid-way, as a capped read would leave it.
+		for _, n := range []int{0, 1, 2, 3, 5, len(body) / 2, len(body) - 1} {
+			cut := bytes.Clone(body[:n])
+			out, _, err := toUTF8(cut, "")
+			if err != nil {
+				continue
+			}
+			if !utf8.Valid(out) {
+				t.Errorf("%s[:%d]: output not UTF-8", file, n)
+			}
+			if len(out) > 3*len(cut)+len("UTF-8") {
+				t.Errorf("%s[:%d]: %d bytes out of %d", file, n, len(out), len(cut))
+			}
+			if !bytes.Equal(cut, body[:n]) {
+				t.Errorf("%s[:%d]: input modified", file, n)
+			}
+		}
+	}
+	if _, _, err := parseFeed([]byte(strings.Repeat("\x00", 64)), ""); err == nil {
+		t.Error("NUL bytes parsed as a feed")
+	}
+}
