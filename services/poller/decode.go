@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/net/html/charset"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/ianaindex"
 	"golang.org/x/text/encoding/unicode"
 	"golang.org/x/text/encoding/unicode/utf32"
 	"golang.org/x/text/transform"
@@ -62,16 +64,15 @@ var recoveryKinds = []recovery{
 // length, which the caller has capped at poll.max_body_bytes.
 func parseFeed(body []byte, contentType string) (*gofeed.Feed, []recovery, error) {
 	text, recs, err := toUTF8(body, contentType)
-	if err != nil {
-		return nil, nil, err
-	}
-	f, err := parseUTF8(text)
 	if err == nil {
-		return f, recs, nil
+		var f *gofeed.Feed
+		if f, err = parseUTF8(text); err == nil {
+			return f, recs, nil
+		}
 	}
 	// A safety net: the parser's own charset handling on the body as it
 	// came, so that decoding never costs a feed the parser alone reads.
-	if !bytes.Equal(text, body) {
+	if text == nil || !bytes.Equal(text, body) {
 		if raw, rerr := parseUTF8(body); rerr == nil {
 			return raw, []recovery{recoveryRawBody}, nil
 		}
@@ -116,7 +117,8 @@ const minUTF8Evidence = 4
 // where the two disagree, and rewrites the XML declaration to say UTF-8 so
 // the parser does not decode a second time. In order:
 //
-//   - a byte-order mark (UTF-8, UTF-16, UTF-32) decides;
+//   - a byte-order mark (UTF-8, UTF-16, UTF-32) decides, and so does an
+//     EBCDIC "<?xml" with the code page its declaration names;
 //   - zero bytes among the first four mean UTF-16 or UTF-32 without a mark
 //     (a UTF-8 or legacy XML body never holds NUL);
 //   - non-ASCII bytes that are valid UTF-8 are UTF-8, whatever the header
@@ -168,18 +170,19 @@ func toUTF8(body []byte, contentType string) ([]byte, []recovery, error) {
 		return clean(body, recoveryMislabeledUTF8)
 	}
 
-	label, rec := header, recovery("")
-	if label == "" || isUTF8Label(label) {
-		if label != "" && decl != "" && !isUTF8Label(decl) {
+	// The header's charset, else the declaration's: a header that names
+	// none, one we cannot use, or a UTF-8 the bytes are not gives way.
+	enc, rec := usable(header, body), recovery("")
+	if enc == nil {
+		if enc = usable(decl, body); enc != nil && isUTF8Label(header) {
 			rec = recoveryHeaderContradicted
 		}
-		label = decl
 	}
-	if enc, name := lookup(label); enc != nil && name != "utf-8" && !wide(name) {
+	if enc != nil {
 		return decodeClean(enc, body, rec)
 	}
 	// Nothing usable declared: no label, UTF-8 (which the bytes are not),
-	// a label we do not know, or UTF-16/32 over bytes that are not.
+	// a label we do not know, or one that would garble the markup.
 	if mostlyUTF8(body) {
 		return clean(repairUTF8(body), recoveryRepairedUTF8)
 	}
@@ -205,6 +208,16 @@ func sniffUnicode(b []byte) (encoding.Encoding, recovery, int) {
 	case bytes.HasPrefix(b, []byte{0xff, 0xfe}):
 		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "", 2
 	}
+	if bytes.HasPrefix(b, []byte{0x4c, 0x6f, 0xa7, 0x94}) {
+		// "<?xm" in EBCDIC: its declaration names the code page.
+		head, _ := decodeWith(charmap.CodePage037, b[:min(len(b), 256)])
+		if m := xmlDeclRe.FindSubmatch(head); m != nil {
+			if enc, _ := lookup(strings.ToLower(string(m[1]))); enc != nil {
+				return enc, "", 0
+			}
+		}
+		return charmap.CodePage037, "", 0
+	}
 	if len(b) < 4 || bytes.IndexByte(b[:4], 0) < 0 {
 		return nil, "", 0
 	}
@@ -224,14 +237,21 @@ func sniffUnicode(b []byte) (encoding.Encoding, recovery, int) {
 }
 
 // lookup returns the encoding of a charset label and its canonical name
-// (WHATWG labels, so ISO-8859-1 is windows-1252), or nil when the label is
-// empty, unknown, or the "replacement" encoding that would turn the whole
-// body into one U+FFFD.
+// (WHATWG labels first, so ISO-8859-1 is windows-1252, as the parser reads
+// it; IANA's for the rest), or nil when the label is empty, unknown, or the
+// "replacement" encoding that would turn the whole body into one U+FFFD.
 func lookup(label string) (encoding.Encoding, string) {
 	if label == "" {
 		return nil, ""
 	}
 	enc, name := charset.Lookup(label)
+	if enc == nil {
+		// Labels the web dropped but XML feeds still declare (IBM437,
+		// the EBCDIC code pages, ...) are IANA's.
+		if e, err := ianaindex.IANA.Encoding(label); err == nil && e != nil {
+			return e, label
+		}
+	}
 	if enc == nil || name == "replacement" {
 		return nil, ""
 	}
@@ -240,9 +260,25 @@ func lookup(label string) (encoding.Encoding, string) {
 
 func isUTF8Label(l string) bool { return l == "utf-8" || l == "utf8" || l == "unicode-1-1-utf-8" }
 
-// wide reports whether a canonical name is UTF-16, whose label over bytes
-// without the zero bytes sniffUnicode looks for cannot be right.
-func wide(name string) bool { return name == "utf-16le" || name == "utf-16be" }
+// usable returns the encoding a label names if it can be the body's: known,
+// not UTF-8 (which the caller has found the bytes are not), and either
+// ASCII-compatible or reading the body's first bytes as markup. A UTF-16
+// or UTF-32 label over a body without their zero bytes would turn every
+// tag into CJK ideographs.
+func usable(label string, body []byte) encoding.Encoding {
+	enc, name := lookup(label)
+	if enc == nil || name == "utf-8" {
+		return nil
+	}
+	if out, err := decodeWith(enc, []byte("<?xml")); err == nil && string(out) == "<?xml" {
+		return enc
+	}
+	out, err := decodeWith(enc, body[:min(len(body), 64)])
+	if err != nil || !bytes.HasPrefix(bytes.TrimLeft(out, " \t\r\n"), []byte("<")) {
+		return nil
+	}
+	return enc
+}
 
 // multiByte holds the canonical names of the East Asian multi-byte
 // charsets; every other legacy charset is a single-byte code page.
@@ -316,26 +352,77 @@ func repairUTF8(b []byte) []byte {
 
 // detect guesses the charset of a body that is not UTF-8 and declares
 // nothing usable, with ICU's detector (markup stripped, so the statistics
-// are of the text). Candidates we cannot decode, or that the bytes have
-// already ruled out (UTF-8, UTF-16/32), are passed over; windows-1252 is
-// the web's fallback when none is left.
+// are of the text). On a short text every East Asian candidate scores
+// alike and a single-byte one can win by chance, so the feed's own language
+// tag (<language>, xml:lang) puts the charsets of that language first (the
+// detector's own language guesses are too rough for this). Candidates the
+// bytes rule out (UTF-8, UTF-16, any whose decoding has errors) are passed
+// over; windows-1252, the web's fallback, is what is left when none remains.
 func detect(body []byte) encoding.Encoding {
-	results, err := chardet.NewHtmlDetector().DetectAll(body[:min(len(body), detectSample)])
-	if err == nil {
-		for _, r := range results {
-			name := strings.ToLower(r.Charset)
-			if strings.HasPrefix(name, "utf-") {
-				continue
-			}
-			if name == "gb-18030" { // ICU's spelling
-				name = "gb18030"
-			}
-			if enc, canon := lookup(name); enc != nil && !wide(canon) {
-				return enc
-			}
+	sample := body[:min(len(body), detectSample)]
+	results, err := chardet.NewHtmlDetector().DetectAll(sample)
+	if err != nil {
+		return charmap.Windows1252
+	}
+	// The language's charsets in the detector's order, then those it
+	// ruled out on too little text, then the detector's order.
+	hinted := cjkCharsets[feedLanguage(sample)]
+	var names []string
+	for _, r := range results {
+		if _, canon := lookup(strings.ToLower(r.Charset)); slices.Contains(hinted, canon) {
+			names = append(names, canon)
 		}
 	}
+	names = append(names, hinted...)
+	for _, r := range results {
+		names = append(names, strings.ToLower(r.Charset))
+	}
+	var candidates []encoding.Encoding
+	for _, name := range names {
+		if enc := usable(name, body); enc != nil {
+			candidates = append(candidates, enc)
+		}
+	}
+	for _, enc := range candidates {
+		if out, err := decodeWith(enc, sample); err == nil && !bytes.ContainsRune(out, utf8.RuneError) {
+			return enc
+		}
+	}
+	if len(candidates) > 0 {
+		return candidates[0]
+	}
 	return charmap.Windows1252
+}
+
+// langRe finds the feed's language: RSS <language>, Dublin Core
+// <dc:language>, Atom's xml:lang.
+var langRe = regexp.MustCompile(`(?i)(?:<(?:dc:)?language>\s*|xml:lang\s*=\s*["'])([a-z]{2,3})(?:[-_]([a-z]{2,4}))?`)
+
+// cjkCharsets are the charsets a feed in each East Asian language is in,
+// by the language (and script) of its language tag.
+var cjkCharsets = map[string][]string{
+	"ko":      {"euc-kr"},
+	"ja":      {"shift_jis", "euc-jp"},
+	"zh":      {"gb18030", "gbk"},
+	"zh-hant": {"big5"},
+}
+
+// feedLanguage returns the feed's first language tag as a key of
+// cjkCharsets: the primary language, or zh-hant for Chinese of Taiwan,
+// Hong Kong and Macao, written in traditional characters (Big5).
+func feedLanguage(b []byte) string {
+	m := langRe.FindSubmatch(b)
+	if m == nil {
+		return ""
+	}
+	lang := strings.ToLower(string(m[1]))
+	switch strings.ToLower(string(m[2])) {
+	case "tw", "hk", "mo", "hant":
+		if lang == "zh" {
+			return "zh-hant"
+		}
+	}
+	return lang
 }
 
 // decodeClean decodes body with enc and cleans the result.
@@ -367,7 +454,7 @@ func clean(text []byte, rec recovery) ([]byte, []recovery, error) {
 	if !utf8.Valid(text) {
 		text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
 	}
-	if i := bytes.IndexFunc(text, forbiddenControl); i >= 0 {
+	if i := indexForbiddenControl(text); i >= 0 {
 		out := make([]byte, 0, len(text))
 		out = append(out, text[:i]...)
 		for _, c := range text[i:] {
@@ -381,8 +468,17 @@ func clean(text []byte, rec recovery) ([]byte, []recovery, error) {
 	return rewriteDecl(text), recs, nil
 }
 
-// forbiddenControl reports the C0 controls XML 1.0 does not allow.
-func forbiddenControl(r rune) bool { return r < 0x20 && r != '\t' && r != '\n' && r != '\r' }
+// indexForbiddenControl returns the index of the first C0 control that
+// XML 1.0 does not allow, or -1. In UTF-8 such bytes are only ever those
+// characters.
+func indexForbiddenControl(b []byte) int {
+	for i, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return i
+		}
+	}
+	return -1
+}
 
 // rewriteDecl makes the XML declaration (if any) say UTF-8.
 func rewriteDecl(body []byte) []byte {

@@ -18,6 +18,7 @@ var charsetTitles = map[string][]string{
 		"Ужесточение экспортного контроля на полупроводники", "Начало диалога об оборонной промышленности"},
 	"fr": {"Économie et défense", "Accord sur les terres rares entre l’UE et le Japon",
 		"Les droits de douane augmentent : « une erreur »", "Zölle steigen – Exporteure besorgt"},
+	"de": {"Wirtschaftsnachrichten", "Zölle steigen", "Märkte öffnen früher", "Grüße aus Köln"},
 	"en": {"Café Wire", "Café crème à Zürich", "Tariffs & trade: a naïve plan", "Plain ASCII title"},
 }
 
@@ -52,12 +53,16 @@ func TestParseFeedCharsets(t *testing.T) {
 		{"declared-iso-8859-1.xml", latinCT, "en", noRecovery},
 		{"noprolog-windows-1251.xml", "text/xml; charset=windows-1251", "ru", noRecovery},
 		{"noprolog-euc-kr.xml", "application/xml; charset=euc-kr", "ko", noRecovery},
+		{"declared-windows-1251.xml", "text/xml; charset=x-no-such-charset", "ru", noRecovery},
 		{"utf8-noprolog.xml", plain, "en", noRecovery},
 		{"utf8-noprolog.xml", utf8CT, "en", noRecovery},
 		{"utf16le-bom.xml", plain, "ja", noRecovery},
 		{"utf16be-bom.xml", plain, "ja", noRecovery},
 		{"utf32le-bom.xml", plain, "ko", noRecovery},
 		{"utf32be-bom.xml", plain, "ko", noRecovery},
+		// Code pages the web dropped (IANA names), EBCDIC by its "<?xm".
+		{"declared-ibm437.xml", plain, "de", noRecovery},
+		{"declared-ibm037.xml", plain, "de", noRecovery},
 
 		// A legacy charset declared over UTF-8 bytes.
 		{"utf8-prolog-iso-8859-1.xml", plain, "en", recoveryMislabeledUTF8},
@@ -93,6 +98,8 @@ func TestParseFeedCharsets(t *testing.T) {
 		{"noprolog-windows-1251.xml", utf8CT, "ru", recoveryDetected},
 		{"noprolog-windows-1252.xml", utf8CT, "fr", recoveryDetected},
 		{"undeclared-windows-1251.xml", "text/xml; charset=x-no-such-charset", "ru", recoveryDetected},
+		{"undeclared-windows-1252.xml", "text/xml; charset=utf-32", "fr", recoveryDetected},
+		{"undeclared-shift_jis.xml", "text/xml; charset=utf-16", "ja", recoveryDetected},
 
 		// UTF-8 with a stray windows-1252 byte: the byte is read as one.
 		{"mixed-utf8-cp1252.xml", plain, "fr", recoveryRepairedUTF8},
@@ -127,7 +134,7 @@ func TestParseFeedCharsets(t *testing.T) {
 func TestParseFeedKeepsText(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name, doc, ctype string
+		name, doc, ctype    string
 		wantTitle, wantDesc string // as published: plain text
 	}{
 		{"entities and bare ampersand over a latin-1 prolog",
@@ -136,6 +143,9 @@ func TestParseFeedKeepsText(t *testing.T) {
 		{"entities in a detected windows-1252 body",
 			"<rss version=\"2.0\"><channel><title>t</title><item><title>Caf\xe9 &eacute;t&eacute; AT&T \x93x\x94</title><description>d</description></item></channel></rss>",
 			"", "Café été AT&T “x”", "d"},
+		{"control characters",
+			"<rss version=\"2.0\"><channel><title>t</title><item><title>Form\x0cfeed \x1b[0mand\ttab</title><description>bell\x07</description></item></channel></rss>",
+			"", "Formfeed [0mand tab", "bell"},
 		{"stray byte",
 			"<rss version=\"2.0\"><channel><title>t</title><item><title>Zölle – Caf\xe9</title><description>Zölle – ok</description></item></channel></rss>",
 			"text/xml; charset=utf-8", "Zölle – Café", "Zölle – ok"},
@@ -181,5 +191,110 @@ func TestDecodeBounded(t *testing.T) {
 	}
 	if _, _, err := parseFeed([]byte(strings.Repeat("\x00", 64)), ""); err == nil {
 		t.Error("NUL bytes parsed as a feed")
+	}
+}
+
+// TestDetectAccuracy measures charset detection on feeds that declare
+// nothing: per charset, one-item feeds of each sample title, bare or with a
+// description, with or without a language tag. A feed with a description or
+// a language tag must come out right; a bare title of a few characters is
+// guesswork for any detector, so its accuracy is reported, not required.
+func TestDetectAccuracy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		label, lang, tag string
+	}{
+		{"euc-kr", "ko", "ko"},
+		{"shift_jis", "ja", "ja"},
+		{"euc-jp", "ja", "ja"},
+		{"gbk", "zh", "zh-CN"},
+		{"gb18030", "zh", "zh-CN"},
+		{"big5", "zh-TW", "zh-TW"},
+		{"windows-1251", "ru", "ru"},
+		{"windows-1252", "fr", "fr"},
+	}
+	for _, tc := range tests {
+		titles := charsetTitles[tc.lang]
+		desc := strings.Join(titles, " ")
+		var right, total, bareRight, bareTotal int
+		for _, title := range titles {
+			for _, withDesc := range []bool{false, true} {
+				for _, tag := range []string{"", tc.tag} {
+					doc := `<rss version="2.0"><channel><title>x</title>`
+					if tag != "" {
+						doc += `<language>` + tag + `</language>`
+					}
+					doc += `<item><title>` + title + `</title>`
+					if withDesc {
+						doc += `<description>` + desc + `</description>`
+					}
+					doc += `</item></channel></rss>`
+					f, _, err := parseFeed(mustEncode(tc.label)(doc), "")
+					ok := err == nil && len(f.Items) == 1 && f.Items[0].Title == title
+					if !withDesc && tag == "" {
+						bareTotal++
+						if ok {
+							bareRight++
+						}
+						continue
+					}
+					total++
+					if ok {
+						right++
+					} else {
+						t.Errorf("%s, description %v, language %q: %q not read right", tc.label, withDesc, tag, title)
+					}
+				}
+			}
+		}
+		t.Logf("%-12s with description or language tag %d/%d right; bare title %d/%d", tc.label, right, total, bareRight, bareTotal)
+	}
+}
+
+// TestRecoveriesPublished polls fixtures of the broken kinds through the
+// real fetch path: the items published carry the right titles, and each
+// recovery is counted by kind (every kind exists from start-up).
+func TestRecoveriesPublished(t *testing.T) {
+	t.Parallel()
+	feeds := []struct {
+		file, ctype, lang string
+		kind              recovery
+	}{
+		{"utf8-prolog-iso-8859-1.xml", "application/rss+xml; charset=ISO-8859-1", "en", recoveryMislabeledUTF8},
+		{"utf16le-nobom.xml", "text/xml; charset=utf-8", "ja", recoveryUnmarkedUTF16},
+		{"undeclared-euc-kr.xml", "text/xml", "ko", recoveryDetected},
+	}
+	var servers []*feedServer
+	var urls []string
+	for _, f := range feeds {
+		srv := newFeedServer(t, serveXML(fixture(t, "charset/"+f.file), f.ctype, ""))
+		servers = append(servers, srv)
+		urls = append(urls, srv.URL)
+	}
+	h := newHarness(t, nil, testConfig(urls...))
+	for _, k := range recoveryKinds {
+		if v := metricValue(h.svc.met.recoveries.WithLabelValues(string(k))); v != 0 {
+			t.Errorf("%s: %v before any poll", k, v)
+		}
+	}
+	for i, f := range feeds {
+		if st := h.poll(servers[i].URL); st.State != stateOK {
+			t.Fatalf("%s: state %q: %s", f.file, st.State, st.Error)
+		}
+		if v := metricValue(h.svc.met.recoveries.WithLabelValues(string(f.kind))); v != 1 {
+			t.Errorf("%s: %s counted %v times, want 1", f.file, f.kind, v)
+		}
+	}
+	got := map[string]bool{}
+	for _, it := range streamItems(t, h.bus) {
+		got[it.FeedTitle+" / "+it.Title] = true
+	}
+	for _, f := range feeds {
+		want := charsetTitles[f.lang]
+		for _, title := range want[1:] {
+			if !got[want[0]+" / "+title] {
+				t.Errorf("%s: no item %q / %q published; got %v", f.file, want[0], title, got)
+			}
+		}
 	}
 }
