@@ -16,10 +16,13 @@
 //     NAT64/6to4-embedded forms) are refused unless inside
 //     poll.allow_networks. The check runs in the dialer on the resolved
 //     address, so it covers every redirect hop and DNS rebinding.
-//   - Charsets: byte-order mark, then the Content-Type charset, then the XML
-//     declaration; a declared UTF-8 that the bytes contradict gives way to
-//     the other declaration. The body is converted to UTF-8 before gofeed
-//     sees it.
+//   - Charsets (decode.go, parseFeed is the one entry point for a body):
+//     byte-order mark or Appendix F zero-byte pattern (UTF-16/32), then
+//     UTF-8 when the non-ASCII bytes are valid UTF-8 whatever is declared,
+//     then the Content-Type charset, then the XML declaration; with nothing
+//     usable declared, UTF-8 with stray bytes is repaired and anything else
+//     detected. The body is converted to UTF-8 before gofeed sees it, and
+//     each recovery is counted in feedmon_poll_recoveries_total{kind}.
 //   - Items: id = event.ItemID(feed URL, key), key = GUID, else the resolved
 //     link, else a SHA-256 of title, raw dates and content. A date before
 //     1990 or more than 48h ahead of the fetch is not believed: the item is
