@@ -48,8 +48,10 @@
 //     the interval up to poll.max_backoff; a failure on our side (NATS
 //     unavailable while publishing) does not, so feeds resume at their
 //     interval after an outage. A 429/503 Retry-After postpones
-//     the feed and every feed on its host. Requests to one host start at
-//     least 500ms/poll.per_host apart, at most poll.per_host at once.
+//     the feed (capped at poll.max_backoff) and slows down, not stops, its
+//     host: a short pause, then a slower pace for each of the host's feeds
+//     for a bounded time (hostPolicy). Requests to one host start at least
+//     500ms/poll.per_host apart, at most poll.per_host at once.
 //   - Leases: a feed is polled by the poller holding its lease in KV
 //     (compare-and-set on the revision). The holder renews it about every
 //     other poll, to two intervals past its next poll; a clean stop

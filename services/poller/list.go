@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,17 +20,27 @@ import (
 )
 
 // ListFeeds writes every feed's state, as the pollers recorded it in KV,
-// as a table: `feedmon feeds`.
+// as a table, then the hosts slowed down by a rate-limit answer and why:
+// `feedmon feeds`.
 func ListFeeds(ctx context.Context, b *bus.Bus, w io.Writer) error {
+	return listFeeds(ctx, b, w, time.Now())
+}
+
+func listFeeds(ctx context.Context, b *bus.Bus, w io.Writer, now time.Time) error {
 	kv, err := b.KV(ctx, event.BucketFeeds)
 	if err != nil {
 		return fmt.Errorf("poller: list feeds: %w", err)
 	}
-	states, err := loadStates(ctx, kv)
+	states, slow, err := loadStates(ctx, kv, now)
 	if err != nil {
 		return err
 	}
 	sort.Slice(states, func(i, j int) bool { return states[i].URL < states[j].URL })
+	sort.Slice(slow, func(i, j int) bool { return slow[i].Host < slow[j].Host })
+	slowed := make(map[string]bool, len(slow))
+	for _, sd := range slow {
+		slowed[sd.Host] = true
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FEED\tSTATE\tLAST FETCH\tNEXT DUE\tITEMS\tPUBLISHED\tPOLLER\tERROR")
@@ -37,6 +48,9 @@ func ListFeeds(ctx context.Context, b *bus.Bus, w io.Writer) error {
 		state := st.State
 		if st.State == stateError && !st.BackoffUntil.IsZero() {
 			state = fmt.Sprintf("error (x%d, backing off until %s)", st.Failures, fmtTime(st.BackoffUntil))
+		}
+		if slowed[hostOf(st.URL)] {
+			state += ", host slowed"
 		}
 		poller := st.Poller
 		if poller == "" {
@@ -46,26 +60,48 @@ func ListFeeds(ctx context.Context, b *bus.Bus, w io.Writer) error {
 			config.Redact(st.URL), state, fmtTime(st.LastFetch), fmtTime(st.NextDue),
 			st.ItemsSeen, strconv.FormatInt(st.Published, 10), poller, oneLine(st.Error))
 	}
+	if len(slow) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "SLOWED HOST\tPHASE\tSINCE\tPAUSED UNTIL\tSLOWED UNTIL\tFULL PACE AT\tWHY")
+		for _, sd := range slow {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sd.Host, sd.phase(now), fmtTime(sd.Since),
+				fmtTime(sd.PauseUntil), fmtTime(sd.HoldUntil), fmtTime(sd.Until), sd.why())
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("poller: list feeds: %w", err)
 	}
 	return nil
 }
 
-func loadStates(ctx context.Context, kv jetstream.KeyValue) ([]feedState, error) {
+// loadStates reads the feeds bucket: the feeds' states, and the host
+// slow-downs still running at now.
+func loadStates(ctx context.Context, kv jetstream.KeyValue, now time.Time) ([]feedState, []slowdown, error) {
 	lister, err := kv.ListKeys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("poller: list feeds: %w", err)
+		return nil, nil, fmt.Errorf("poller: list feeds: %w", err)
 	}
 	defer lister.Stop()
-	var out []feedState
+	var (
+		out  []feedState
+		slow []slowdown
+	)
 	for key := range lister.Keys() {
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // deleted between listing and reading
 		}
 		if err != nil {
-			return nil, fmt.Errorf("poller: list feeds: %w", err)
+			return nil, nil, fmt.Errorf("poller: list feeds: %w", err)
+		}
+		if strings.HasPrefix(key, slowdownPrefix) {
+			var sd slowdown
+			// A record outlives its slow-down when no feed of the host
+			// was polled after the end (the feeds were removed).
+			if json.Unmarshal(e.Value(), &sd) == nil && sd.Host != "" && now.Before(sd.Until) {
+				slow = append(slow, sd)
+			}
+			continue
 		}
 		var st feedState
 		if json.Unmarshal(e.Value(), &st) != nil || st.URL == "" {
@@ -73,7 +109,7 @@ func loadStates(ctx context.Context, kv jetstream.KeyValue) ([]feedState, error)
 		}
 		out = append(out, st)
 	}
-	return out, nil
+	return out, slow, nil
 }
 
 func fmtTime(t time.Time) string {

@@ -17,6 +17,7 @@ type metrics struct {
 	backoffs      prometheus.Counter
 	refused       prometheus.Counter
 	recoveries    *prometheus.CounterVec
+	hostSlowdowns *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,9 +53,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "feedmon_poll_recoveries_total",
 			Help: "Feed bodies read although not what they declared, by kind of recovery (mislabeled_utf8, unmarked_utf16, unmarked_utf32, header_contradicted, detected_charset, repaired_utf8, control_chars, raw_body).",
 		}, []string{"kind"}),
+		hostSlowdowns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedmon_poll_host_slowdowns_total",
+			Help: "Slow-downs of a whole host started by one of its feeds answering 429, or 503 with Retry-After, by that status.",
+		}, []string{"status"}),
 	}
 	for _, k := range recoveryKinds {
 		m.recoveries.WithLabelValues(string(k))
+	}
+	for _, c := range []string{"429", "503"} {
+		m.hostSlowdowns.WithLabelValues(c)
 	}
 	for _, r := range []string{telemetry.PollOK, telemetry.PollNotModified, telemetry.PollError} {
 		m.fetchDuration.WithLabelValues(r)

@@ -90,6 +90,7 @@ type Service struct {
 	ready  atomic.Bool
 	store  *store
 	leases *leaser
+	hosts  *hostLimiter
 
 	mu      sync.Mutex
 	feeds   []config.Feed
@@ -137,6 +138,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		clock:          realClock{},
 		publishTimeout: publishTimeout,
 		reload:         make(chan struct{}, 1),
+		hosts:          newHostLimiter(defaultHostPolicy()),
 	}
 	if s.userAgent == "" {
 		s.userAgent = version.UserAgent()

@@ -16,10 +16,10 @@ import (
 )
 
 // pollFeed runs one poll of f: lease, fetch, publish, state, schedule.
-// It sets f.due (and f.hostDelay) for the scheduler.
+// It sets f.due (and f.pauseUntil) for the scheduler.
 func (s *Service) pollFeed(ctx context.Context, f *feed) {
 	now := s.clock.Now()
-	f.hostDelay = 0
+	f.pauseUntil = time.Time{}
 	retry := now.Add(jitter(f.interval, s.rnd))
 
 	held, taken, err := s.leases.acquire(ctx, f.url, f.lease, now, now.Add(s.poll.Timeout.D()+2*f.interval))
@@ -91,6 +91,7 @@ func minTime(a, b time.Time) time.Time {
 type outcome struct {
 	result    string // telemetry.PollOK, PollNotModified or PollError
 	err       error
+	status    int // HTTP status of a rate-limit answer (429, 503), else 0
 	hints     hints
 	etag      string
 	modified  string
@@ -121,6 +122,7 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 
 	if resp.IsRateLimited() {
 		out := fail(fmt.Errorf("poller: rate limited (http %d)", resp.resp.StatusCode))
+		out.status = resp.resp.StatusCode
 		out.hints.retryAfter = resp.ParseRetryDelay(now)
 		return out
 	}
@@ -317,6 +319,7 @@ func (s *Service) record(ctx context.Context, f *feed, now time.Time, out outcom
 		delay = spreadDelay(delay, s.rnd)
 	}
 	f.phased = true
+	delay = max(delay, s.slowHost(ctx, f, now, out))
 	st.NextDue = now.Add(delay)
 	st.BackoffUntil = time.Time{}
 	if st.Failures > 0 {
@@ -326,9 +329,6 @@ func (s *Service) record(ctx context.Context, f *feed, now time.Time, out outcom
 		}
 	}
 	f.due = st.NextDue
-	if out.hints.retryAfter > 0 {
-		f.hostDelay = min(out.hints.retryAfter, max(s.poll.MaxBackoff.D(), f.interval))
-	}
 
 	feedAttr := f.logURL()
 	switch {

@@ -363,35 +363,6 @@ func TestLeases(t *testing.T) {
 	}
 }
 
-// TestRetryAfterSlowsHost: a 429 with Retry-After on one feed holds back
-// the other feeds of the same host too.
-func TestRetryAfterSlowsHost(t *testing.T) {
-	t.Parallel()
-	var limited, other atomic.Int64
-	srv := newFeedServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/limited" {
-			limited.Add(1)
-			w.Header().Set("Retry-After", "3")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		other.Add(1)
-		w.Write(fixture(t, "atom.xml"))
-	})
-	cfg := fastConfig(50*time.Millisecond, srv.URL+"/limited", srv.URL+"/other")
-	h := newHarness(t, nil, cfg, WithHostGap(0), noJitter)
-	run(t, h.svc)
-	bustest.Eventually(t, 10*time.Second, func() bool { return limited.Load() >= 1 && other.Load() >= 1 }, "not polled")
-	// Were the host not held back, /other would be polled ~20 times a second.
-	seen := other.Load()
-	until := time.Now().Add(time.Second)
-	bustest.Eventually(t, 5*time.Second, func() bool { return time.Now().After(until) }, "")
-	if got := other.Load(); got > seen+1 {
-		t.Errorf("/other polled %d more times within Retry-After of its host", got-seen)
-	}
-	bustest.Eventually(t, 10*time.Second, func() bool { return other.Load() > seen+1 }, "host never resumed")
-}
-
 func TestListFeedsEmpty(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer

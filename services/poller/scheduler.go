@@ -31,9 +31,10 @@ type feed struct {
 	// phased is set after the first poll in this process: its next poll
 	// was spread over an interval (spreadDelay).
 	phased bool
-	// hostDelay is a Retry-After the last poll got, applied to the host.
-	hostDelay time.Duration
-	redacted  string
+	// pauseUntil is set when the last poll's answer started a slow-down
+	// of the host (hostLimiter): no request to the host before it.
+	pauseUntil time.Time
+	redacted   string
 	// pending holds settings reloaded while a poll was in flight.
 	pending *config.Feed
 }
@@ -211,10 +212,11 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 			f.inflight = false
 			hs := hosts[f.host]
 			hs.inflight--
-			if f.hostDelay > 0 {
-				// The server asked us to slow down: that holds for every
-				// feed on the host, not just this one.
-				hs.notBefore = later(hs.notBefore, s.clock.Now().Add(f.hostDelay))
+			if !f.pauseUntil.IsZero() {
+				// The feed's answer started a slow-down of its host: a
+				// short pause for the whole host, then a slower pace that
+				// each poll applies to its own next due time.
+				hs.notBefore = later(hs.notBefore, f.pauseUntil)
 				if hs.hidx >= 0 {
 					heap.Fix(&waiting, hs.hidx)
 				}

@@ -151,12 +151,17 @@ func (s *store) loadState(ctx context.Context, feedURL string) (feedState, error
 }
 
 func (s *store) saveState(ctx context.Context, st *feedState) error {
-	data, err := json.Marshal(st)
+	return putJSON(ctx, s.feeds, feedKey(st.URL), st, "feed state")
+}
+
+// putJSON stores v as JSON under key; what names it in errors.
+func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, what string) error {
+	data, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("poller: encode feed state: %w", err)
+		return fmt.Errorf("poller: encode %s: %w", what, err)
 	}
-	if _, err := s.feeds.Put(ctx, feedKey(st.URL), data); err != nil {
-		return fmt.Errorf("poller: save feed state: %w", err)
+	if _, err := kv.Put(ctx, key, data); err != nil {
+		return fmt.Errorf("poller: save %s: %w", what, err)
 	}
 	return nil
 }
@@ -178,12 +183,23 @@ func (s *store) loadSeen(ctx context.Context, feedURL string) (*seenSet, error) 
 }
 
 func (s *store) saveSeen(ctx context.Context, feedURL string, set *seenSet) error {
-	data, err := json.Marshal(set)
-	if err != nil {
-		return fmt.Errorf("poller: encode seen set: %w", err)
-	}
-	if _, err := s.seen.Put(ctx, feedKey(feedURL), data); err != nil {
-		return fmt.Errorf("poller: save seen set: %w", err)
+	return putJSON(ctx, s.seen, feedKey(feedURL), set, "seen set")
+}
+
+// slowdownPrefix starts the keys of host slow-downs in event.BucketFeeds.
+// Feed keys (event.FeedToken) never hold a dot, so the two cannot meet.
+const slowdownPrefix = "host."
+
+func slowdownKey(host string) string { return slowdownPrefix + event.Token(host) }
+
+// saveSlowdown records a host's slow-down for `feedmon feeds`.
+func (s *store) saveSlowdown(ctx context.Context, sd *slowdown) error {
+	return putJSON(ctx, s.feeds, slowdownKey(sd.Host), sd, "host slow-down")
+}
+
+func (s *store) deleteSlowdown(ctx context.Context, host string) error {
+	if err := s.feeds.Delete(ctx, slowdownKey(host)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("poller: clear host slow-down: %w", err)
 	}
 	return nil
 }
