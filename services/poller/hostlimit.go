@@ -198,3 +198,93 @@ func (s *Service) slowHost(ctx context.Context, f *feed, now time.Time, out outc
 	}
 	return floor
 }
+
+// requestGate spaces the requests to one host by at least gap, where they
+// are sent. The scheduler spaces the starts of polls by the same gap, but
+// between a poll's start and its request lie a lease and a state read whose
+// time varies, so two requests could still come closer than gap; the gate
+// absorbs that (a wait of a few milliseconds, usually none). The requests
+// of one host take turns, and each is spaced from when the previous one
+// was really let go, not from when it was meant to be.
+type requestGate struct {
+	gap   time.Duration
+	mu    sync.Mutex
+	hosts map[string]*hostTurn
+	prune int // prune hosts done with once the map holds this many
+}
+
+// hostTurn is one host's place in the gate. turn holds a token while no
+// request of the host is waiting for its slot; last is read and written
+// only by the holder of the token.
+type hostTurn struct {
+	turn    chan struct{}
+	last    time.Time
+	waiters int
+}
+
+func newRequestGate(gap time.Duration) *requestGate {
+	return &requestGate{gap: gap, hosts: map[string]*hostTurn{}, prune: 64}
+}
+
+// wait returns when a request to host may be sent (at once, most often).
+func (g *requestGate) wait(ctx context.Context, host string) error {
+	if g.gap <= 0 {
+		return nil
+	}
+	g.mu.Lock()
+	ht := g.hosts[host]
+	if ht == nil {
+		ht = &hostTurn{turn: make(chan struct{}, 1)}
+		ht.turn <- struct{}{}
+		g.hosts[host] = ht
+	}
+	ht.waiters++
+	g.mu.Unlock()
+	defer g.done(ht)
+
+	select {
+	case <-ht.turn:
+	case <-ctx.Done():
+		return fmt.Errorf("poller: wait for the host's turn: %w", ctx.Err())
+	}
+	defer func() { ht.turn <- struct{}{} }()
+	if d := time.Until(ht.last.Add(g.gap)); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("poller: wait for the host's turn: %w", ctx.Err())
+		}
+	}
+	ht.last = time.Now()
+	return nil
+}
+
+// done forgets, now and then, the hosts nobody waits for: the map stays at
+// about the number of hosts in use, whatever the number of feeds. A host
+// whose last request is within gap is kept even then, since it still
+// spaces the next one.
+func (g *requestGate) done(ht *hostTurn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ht.waiters--
+	if len(g.hosts) < g.prune {
+		return
+	}
+	for h, t := range g.hosts {
+		if t.waiters > 0 {
+			continue
+		}
+		select {
+		case <-t.turn: // no one holds it: last may be read
+			if time.Since(t.last) >= g.gap {
+				delete(g.hosts, h)
+			} else {
+				t.turn <- struct{}{}
+			}
+		default:
+		}
+	}
+	g.prune = max(64, 2*len(g.hosts))
+}

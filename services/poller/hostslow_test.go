@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,5 +448,57 @@ func TestListFeedsSlowedHost(t *testing.T) {
 	}
 	if _, err := kv.Get(context.Background(), slowdownKey(host)); err == nil {
 		t.Error("slow-down record kept after its end")
+	}
+}
+
+// TestRequestGate: requests to one host are sent at least the gap apart
+// however close their polls started; other hosts do not wait; a poll that
+// ends while waiting gives up; the gate forgets hosts no longer asked.
+func TestRequestGate(t *testing.T) {
+	t.Parallel()
+	const gap = 60 * time.Millisecond
+	g := newRequestGate(gap)
+	ctx := context.Background()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		sent []time.Time
+	)
+	for range 4 {
+		wg.Go(func() {
+			if err := g.wait(ctx, "a.example"); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			sent = append(sent, time.Now())
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(sent, time.Time.Compare)
+	for i := 1; i < len(sent); i++ {
+		if d := sent[i].Sub(sent[i-1]); d < gap-5*time.Millisecond {
+			t.Errorf("requests %d and %d to one host %s apart, want >= %s", i-1, i, d, gap)
+		}
+	}
+
+	begin := time.Now()
+	if err := g.wait(ctx, "b.example"); err != nil || time.Since(begin) > gap/2 {
+		t.Errorf("another host waited %s (err %v)", time.Since(begin), err)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	g.wait(ctx, "c.example") // takes the free slot
+	if err := g.wait(cctx, "c.example"); err == nil {
+		t.Error("a cancelled wait returned no error")
+	}
+
+	tiny := newRequestGate(time.Nanosecond)
+	for i := range 1000 {
+		tiny.wait(ctx, "h"+strconv.Itoa(i))
+	}
+	if n := len(tiny.hosts); n > 128 {
+		t.Errorf("gate remembers %d hosts after they were done, want few", n)
 	}
 }

@@ -91,6 +91,7 @@ type Service struct {
 	store  *store
 	leases *leaser
 	hosts  *hostLimiter
+	gate   *requestGate
 
 	mu      sync.Mutex
 	feeds   []config.Feed
@@ -156,6 +157,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	if !s.gapSet {
 		s.gap = hostGap(p.PerHost)
 	}
+	s.gate = newRequestGate(s.gap)
 	if s.rnd == nil {
 		s.rnd = rand.Float64
 	}

@@ -110,6 +110,9 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 	defer cancel()
 	fail := func(err error) outcome { return outcome{result: telemetry.PollError, err: err} }
 
+	if err := s.gate.wait(ctx, f.host); err != nil {
+		return fail(err)
+	}
 	rb := &requestBuilder{client: s.client, userAgent: s.userAgent}
 	resp, err := rb.withCache(f.state.ETag, f.state.LastModified).execute(ctx, f.url)
 	if err != nil {
