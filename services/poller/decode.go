@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gogs/chardet"
@@ -16,7 +17,7 @@ import (
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/ianaindex"
-	"golang.org/x/text/encoding/unicode"
+	xunicode "golang.org/x/text/encoding/unicode"
 	"golang.org/x/text/encoding/unicode/utf32"
 	"golang.org/x/text/transform"
 )
@@ -204,9 +205,9 @@ func sniffUnicode(b []byte) (encoding.Encoding, recovery, int) {
 		// UTF-16 text cannot go on with U+0000.
 		return utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "", 4
 	case bytes.HasPrefix(b, []byte{0xfe, 0xff}):
-		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "", 2
+		return xunicode.UTF16(xunicode.BigEndian, xunicode.IgnoreBOM), "", 2
 	case bytes.HasPrefix(b, []byte{0xff, 0xfe}):
-		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "", 2
+		return xunicode.UTF16(xunicode.LittleEndian, xunicode.IgnoreBOM), "", 2
 	}
 	if bytes.HasPrefix(b, []byte{0x4c, 0x6f, 0xa7, 0x94}) {
 		// "<?xm" in EBCDIC: its declaration names the code page.
@@ -229,9 +230,9 @@ func sniffUnicode(b []byte) (encoding.Encoding, recovery, int) {
 	case b[0] != 0 && b[1] == 0 && b[2] == 0 && b[3] == 0:
 		return utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), recoveryUnmarkedUTF32, 0
 	case b[0] == 0 && b[1] != 0:
-		return unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
+		return xunicode.UTF16(xunicode.BigEndian, xunicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
 	case b[0] != 0 && b[1] == 0:
-		return unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
+		return xunicode.UTF16(xunicode.LittleEndian, xunicode.IgnoreBOM), recoveryUnmarkedUTF16, 0
 	}
 	return nil, "", 0
 }
@@ -374,6 +375,11 @@ func detect(body []byte) encoding.Encoding {
 		}
 	}
 	names = append(names, hinted...)
+	if contenders := cjkContenders(results); contenders != nil {
+		if name := guessCJK(sample, contenders); name != "" {
+			names = append(names, name)
+		}
+	}
 	for _, r := range results {
 		names = append(names, strings.ToLower(r.Charset))
 	}
@@ -397,6 +403,95 @@ func detect(body []byte) encoding.Encoding {
 // langRe finds the feed's language: RSS <language>, Dublin Core
 // <dc:language>, Atom's xml:lang.
 var langRe = regexp.MustCompile(`(?i)(?:<(?:dc:)?language>\s*|xml:lang\s*=\s*["'])([a-z]{2,3})(?:[-_]([a-z]{2,4}))?`)
+
+// cjkContenders returns the East Asian charsets the detector cannot tell
+// apart: those that share its best score among them, when that score is 10
+// of 100 (too few two-byte characters to judge, and a single-byte charset
+// then tends to win on noise) or when several share it. Those it scored 0
+// it has ruled out.
+func cjkContenders(results []chardet.Result) []string {
+	var names []string
+	best := 0
+	for _, r := range results {
+		_, canon := lookup(strings.ToLower(r.Charset))
+		if !multiByte[canon] || r.Confidence == 0 || len(names) > 0 && r.Confidence != best {
+			continue
+		}
+		best = r.Confidence
+		names = append(names, canon)
+	}
+	if best <= 10 || len(names) > 1 {
+		return names
+	}
+	return nil
+}
+
+// cjkFrequent tells, per East Asian charset, whether a two-byte character is
+// in its block of frequent letters: the 2,350 Hangul syllables of KS X 1001,
+// GB2312's level-1 hanzi, Big5's frequent hanzi, and JIS X 0208's kana and
+// level-1 kanji. Text in one of these charsets read as another lands mostly
+// outside that block (or fails to decode), so the share of letters inside
+// it tells the charsets apart where there are too few characters for
+// frequency statistics. Listed in the order that breaks ties: Korean read as
+// GBK is frequent hanzi as well, Chinese read as EUC-KR rarely all Hangul.
+var cjkFrequent = []struct {
+	name     string
+	frequent func(lead, trail byte) bool
+}{
+	{"euc-kr", func(l, t byte) bool { return l >= 0xb0 && l <= 0xc8 && t >= 0xa1 && t <= 0xfe }},
+	{"gb18030", func(l, t byte) bool { return l >= 0xb0 && l <= 0xd7 && t >= 0xa1 && t <= 0xfe }},
+	{"big5", func(l, t byte) bool {
+		return l >= 0xa4 && l <= 0xc5 && (t >= 0x40 && t <= 0x7e || t >= 0xa1 && t <= 0xfe) || l == 0xc6 && t >= 0x40 && t <= 0x7e
+	}},
+	{"euc-jp", func(l, t byte) bool {
+		return (l == 0xa4 || l == 0xa5) && t >= 0xa1 && t <= 0xf6 || l >= 0xb0 && l <= 0xcf && t >= 0xa1 && t <= 0xfe
+	}},
+	{"shift_jis", func(l, t byte) bool {
+		return l == 0x82 && t >= 0x9f && t <= 0xf1 || l == 0x83 && t >= 0x40 && t <= 0x96 || l >= 0x88 && l <= 0x98 && t >= 0x40 && t <= 0xfc
+	}},
+}
+
+// guessCJK returns the one of the contenders in which most (at least 80%)
+// of the sample's letters are frequent ones, or "" when none is. On a tie a
+// Japanese charset that reads kana wins: only Japanese text has them.
+func guessCJK(sample []byte, contenders []string) string {
+	best, bestShare, bestKana := "", 0.8, false
+	for _, c := range cjkFrequent {
+		if !slices.Contains(contenders, c.name) {
+			continue
+		}
+		enc, _ := lookup(c.name)
+		text, err := decodeWith(enc, sample)
+		if err != nil {
+			continue
+		}
+		e := enc.NewEncoder()
+		letters, frequent, kana := 0, 0, false
+		for _, r := range string(text) {
+			if r == utf8.RuneError || r >= 0xe000 && r <= 0xf8ff {
+				letters = 0 // undecodable, or a private-use code: not this charset
+				break
+			}
+			if r < utf8.RuneSelf || !unicode.IsLetter(r) {
+				continue
+			}
+			letters++
+			kana = kana || unicode.In(r, unicode.Hiragana, unicode.Katakana)
+			if b, err := e.Bytes([]byte(string(r))); err == nil && len(b) == 2 && c.frequent(b[0], b[1]) {
+				frequent++
+			}
+		}
+		if letters < 2 {
+			continue
+		}
+		japanese := kana && (c.name == "euc-jp" || c.name == "shift_jis")
+		share := float64(frequent) / float64(letters)
+		if share > bestShare || share == bestShare && best != "" && japanese && !bestKana {
+			best, bestShare, bestKana = c.name, share, japanese
+		}
+	}
+	return best
+}
 
 // cjkCharsets are the charsets a feed in each East Asian language is in,
 // by the language (and script) of its language tag.
