@@ -25,6 +25,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/feedmon/feedmon/internal/config"
 )
@@ -50,10 +52,17 @@ func noEnv(string) (string, bool) { return "", false }
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, nil)
+}
+
+// loadComposeEnv loads docker-compose.yml with env ("NAME=value") as the
+// only environment.
+func loadComposeEnv(t *testing.T, env []string) *types.Project {
+	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{composeFile},
 		cli.WithWorkingDirectory(".."),
 		cli.WithDiscardEnvFile,
-		cli.WithEnv(nil),
+		cli.WithEnv(env),
 		cli.WithResolvedPaths(true),
 		cli.WithConsistency(true),
 	)
@@ -335,6 +344,59 @@ func TestComposeInfrastructure(t *testing.T) {
 		if _, ok := p.Services[want]; !ok {
 			t.Errorf("service %s missing", want)
 		}
+	}
+}
+
+// defaultImage is the image reference compose builds and deploy/k8s runs
+// when nobody says otherwise.
+const defaultImage = "feedmon:local"
+
+// Compose and Kubernetes run one image reference, and both move to a
+// registry's image the documented way: FEEDMON_IMAGE and FEEDMON_VERSION
+// for compose (which then builds and pushes it), the kustomization's
+// images: for Kubernetes.
+func TestComposeAndKubernetesRunOneImage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, defaultImage},
+		{[]string{"FEEDMON_VERSION=v1.2.3"}, "feedmon:v1.2.3"},
+		{[]string{"FEEDMON_IMAGE=registry.example.org/team/feedmon", "FEEDMON_VERSION=v1.2.3"}, "registry.example.org/team/feedmon:v1.2.3"},
+	} {
+		p := loadComposeEnv(t, tc.env)
+		for _, name := range feedmonServices {
+			s := service(t, p, name)
+			if s.Image != tc.want {
+				t.Errorf("%v: %s: image %q, want %q", tc.env, name, s.Image, tc.want)
+			}
+			if v := s.Build.Args["VERSION"]; v == nil || !strings.HasSuffix(tc.want, ":"+*v) {
+				t.Errorf("%v: %s: builds VERSION %v into an image tagged %q", tc.env, name, v, tc.want)
+			}
+		}
+	}
+
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "k8s")
+	if err != nil {
+		t.Fatalf("kustomize build deploy/k8s: %v", err)
+	}
+	n := 0
+	for _, r := range rm.Resources() {
+		if r.GetKind() != "Deployment" {
+			continue
+		}
+		imgs, err := r.GetFieldValue("spec.template.spec.containers[0].image")
+		if err != nil {
+			t.Fatalf("%s: %v", r.GetName(), err)
+		}
+		n++
+		if imgs != defaultImage {
+			t.Errorf("deploy/k8s %s runs %v; docker-compose.yml builds %s", r.GetName(), imgs, defaultImage)
+		}
+	}
+	if n != len(feedmonServices) {
+		t.Errorf("deploy/k8s has %d Deployments, want %d", n, len(feedmonServices))
 	}
 }
 
