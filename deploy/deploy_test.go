@@ -578,7 +578,14 @@ func datasource(t *testing.T) grafanaDatasource {
 	return f.Datasources[0]
 }
 
-// Grafana's data source is the compose Prometheus, and the dashboard uses it.
+// dashboardDatasource is what every panel and query names as its data
+// source: the dashboard's datasource variable, so that the dashboard works
+// with whichever Prometheus Grafana has (in compose, the provisioned one,
+// which is the default).
+var dashboardDatasource = dsRef{Type: "prometheus", UID: "${datasource}"}
+
+// Grafana's data source is the compose Prometheus, the dashboard's
+// datasource variable defaults to it, and every panel uses the variable.
 func TestGrafanaProvisioning(t *testing.T) {
 	t.Parallel()
 	ds := datasource(t)
@@ -599,6 +606,12 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if d.UID == "" || d.Title == "" {
 		t.Error("dashboard: want a uid and a title (stable links)")
 	}
+	v, ok := d.variable("datasource")
+	if !ok || v.Type != "datasource" || v.Query != "prometheus" {
+		t.Errorf("dashboard: want a datasource variable of Prometheus data sources, got %+v", v)
+	} else if cur, _ := v.Current.Value.(string); cur != "" {
+		t.Errorf("dashboard: the datasource variable defaults to %q; leave it empty so Grafana's default (compose: the provisioned %q) applies", cur, ds.UID)
+	}
 	ids := map[int]bool{}
 	for _, pn := range d.allPanels() {
 		if ids[pn.ID] {
@@ -611,33 +624,66 @@ func TestGrafanaProvisioning(t *testing.T) {
 		if pn.Type == "row" {
 			continue
 		}
-		if pn.Datasource == nil || pn.Datasource.UID != ds.UID {
-			t.Errorf("panel %q: datasource %+v, want uid %q", pn.Title, pn.Datasource, ds.UID)
+		if pn.Datasource == nil || *pn.Datasource != dashboardDatasource {
+			t.Errorf("panel %q: datasource %+v, want %+v", pn.Title, pn.Datasource, dashboardDatasource)
 		}
 		if len(pn.Targets) == 0 {
 			t.Errorf("panel %q: no queries", pn.Title)
 		}
 		for _, tg := range pn.Targets {
-			if tg.Datasource != nil && tg.Datasource.UID != ds.UID {
-				t.Errorf("panel %q query %s: datasource uid %q, want %q", pn.Title, tg.RefID, tg.Datasource.UID, ds.UID)
+			if tg.Datasource != nil && *tg.Datasource != dashboardDatasource {
+				t.Errorf("panel %q query %s: datasource %+v, want %+v", pn.Title, tg.RefID, tg.Datasource, dashboardDatasource)
 			}
 		}
 	}
 }
 
 type dashboard struct {
-	UID    string  `json:"uid"`
-	Title  string  `json:"title"`
-	Panels []panel `json:"panels"`
+	UID        string  `json:"uid"`
+	Title      string  `json:"title"`
+	Panels     []panel `json:"panels"`
+	Templating struct {
+		List []variable `json:"list"`
+	} `json:"templating"`
+}
+
+// variable is a dashboard variable. Query is a string for a datasource
+// variable and {"query": "..."} for a query variable.
+type variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Datasource *dsRef          `json:"datasource"`
+	RawQuery   json.RawMessage `json:"query"`
+	Query      string          `json:"-"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	AllValue   string          `json:"allValue"`
+	Current    struct {
+		Value any `json:"value"`
+	} `json:"current"`
+}
+
+func (d dashboard) variable(name string) (variable, bool) {
+	for _, v := range d.Templating.List {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return variable{}, false
 }
 
 type panel struct {
-	ID         int                      `json:"id"`
-	Type       string                   `json:"type"`
-	Title      string                   `json:"title"`
-	Datasource *dsRef                   `json:"datasource"`
-	GridPos    struct{ X, Y, W, H int } `json:"gridPos"`
-	Targets    []struct {
+	ID          int                      `json:"id"`
+	Type        string                   `json:"type"`
+	Title       string                   `json:"title"`
+	Datasource  *dsRef                   `json:"datasource"`
+	GridPos     struct{ X, Y, W, H int } `json:"gridPos"`
+	FieldConfig struct {
+		Defaults struct {
+			Unit string `json:"unit"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	Targets []struct {
 		RefID      string `json:"refId"`
 		Expr       string `json:"expr"`
 		Datasource *dsRef `json:"datasource"`
@@ -659,6 +705,14 @@ func loadDashboard(t *testing.T) dashboard {
 	var d dashboard
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatalf("feedmon.json: %v", err)
+	}
+	for i, v := range d.Templating.List {
+		var q struct {
+			Query string `json:"query"`
+		}
+		if json.Unmarshal(v.RawQuery, &d.Templating.List[i].Query) != nil && json.Unmarshal(v.RawQuery, &q) == nil {
+			d.Templating.List[i].Query = q.Query
+		}
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -29,6 +30,11 @@ import (
 // labels are checked.
 var pending = map[string]metricSpec{
 	"feedmon_consumer_pending": {typ: dto.MetricType_GAUGE, labels: []string{"stream", "consumer"}},
+	// WebSub (the contract's names) and the feed output: the dashboard
+	// has their panels before the services export them.
+	"feedmon_websub_subscriptions":       {typ: dto.MetricType_GAUGE, labels: []string{"state"}},
+	"feedmon_websub_notifications_total": {typ: dto.MetricType_COUNTER, labels: []string{"result"}},
+	"feedmon_feeds_out_requests_total":   {typ: dto.MetricType_COUNTER, labels: []string{"format", "result"}},
 }
 
 type metricSpec struct {
@@ -144,19 +150,63 @@ subscribers:
 	return e, ""
 }
 
-var grafanaVar = regexp.MustCompile(`\$__[a-z_]+|\$\{__[a-z_]+\}`)
+var (
+	// Grafana's own variables ($__rate_interval, ...).
+	grafanaVar = regexp.MustCompile(`\$__[a-z_]+|\$\{__[a-z_]+\}`)
+	// The dashboard's variables ($job, ${instance}).
+	dashboardVar = regexp.MustCompile(`\$([a-z_]+)|\$\{([a-z_]+)\}`)
+)
+
+// dashboardVars are the dashboard's own variables that queries may use.
+var dashboardVars = []string{"job", "instance"}
+
+// varValue is what a dashboard variable becomes for parsing: a valid label
+// value and regex that still says which variable it was.
+func varValue(name string) string { return "__var_" + name + "__" }
+
+// parseQuery parses a dashboard or alert query, with Grafana's variables
+// turned into a duration and the dashboard's into varValue.
+func parseQuery(expr string) (parser.Expr, error) {
+	q := grafanaVar.ReplaceAllString(expr, "5m")
+	var bad []string
+	q = dashboardVar.ReplaceAllStringFunc(q, func(v string) string {
+		name := strings.Trim(v, "${}")
+		if !slices.Contains(dashboardVars, name) {
+			bad = append(bad, v)
+		}
+		return varValue(name)
+	})
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("uses %s, not a dashboard variable (%s)", strings.Join(bad, ", "), strings.Join(dashboardVars, ", "))
+	}
+	return parser.NewParser(parser.Options{}).ParseExpr(q)
+}
+
+// metricName is the metric a selector selects, "" if none.
+func metricName(vs *parser.VectorSelector) string {
+	if vs.Name != "" {
+		return vs.Name
+	}
+	for _, m := range vs.LabelMatchers {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			return m.Value
+		}
+	}
+	return ""
+}
+
+// notTheApps reports whether a metric comes from Prometheus itself or the
+// NATS exporter rather than from feedmon's processes.
+func notTheApps(name string) bool {
+	return slices.Contains(prometheusOwn, name) || slices.ContainsFunc(exporterPrefix, func(p string) bool { return strings.HasPrefix(name, p) })
+}
 
 // exprProblems parses one PromQL expression and says what is wrong with it:
 // a syntax error, a metric the app does not export, a label matcher on a
 // label the metric does not have.
 func exprProblems(t *testing.T, e *exported, expr string) []string {
 	t.Helper()
-	// Grafana's own variables ($__rate_interval, ...) become a duration.
-	q := grafanaVar.ReplaceAllString(expr, "5m")
-	if strings.Contains(q, "$") {
-		return []string{"uses a dashboard variable the test cannot substitute"}
-	}
-	ast, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	ast, err := parseQuery(expr)
 	if err != nil {
 		return []string{"parse: " + err.Error()}
 	}
@@ -166,19 +216,12 @@ func exprProblems(t *testing.T, e *exported, expr string) []string {
 		if !ok {
 			return nil
 		}
-		name := vs.Name
-		if name == "" {
-			for _, m := range vs.LabelMatchers {
-				if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
-					name = m.Value
-				}
-			}
-		}
+		name := metricName(vs)
 		if name == "" {
 			problems = append(problems, "selector without a metric name: "+vs.String())
 			return nil
 		}
-		if slices.Contains(prometheusOwn, name) || slices.ContainsFunc(exporterPrefix, func(p string) bool { return strings.HasPrefix(name, p) }) {
+		if notTheApps(name) {
 			return nil
 		}
 		have, ok := e.series[name]
@@ -243,6 +286,97 @@ func TestDashboardQueriesUseExportedMetrics(t *testing.T) {
 	} {
 		if !titles[want] {
 			t.Errorf("dashboard has no panel %q", want)
+		}
+	}
+}
+
+// Every query of a series from feedmon's processes selects the dashboard's
+// job and instance, so that the dashboard shows one deployment however
+// Prometheus scrapes it: compose's static job, Kubernetes pod scraping,
+// the Prometheus Operator's PodMonitor or ServiceMonitor jobs.
+func TestDashboardQueriesUseTheVariables(t *testing.T) {
+	t.Parallel()
+	e := appMetrics(t)
+	d := loadDashboard(t)
+	for _, name := range dashboardVars {
+		v, ok := d.variable(name)
+		if !ok {
+			t.Errorf("dashboard has no variable %q", name)
+			continue
+		}
+		if v.Type != "query" || v.Datasource == nil || *v.Datasource != dashboardDatasource {
+			t.Errorf("variable %s: type %q datasource %+v, want a query of %+v", name, v.Type, v.Datasource, dashboardDatasource)
+		}
+		if !v.Multi || !v.IncludeAll || v.AllValue != "" {
+			t.Errorf("variable %s: want multi-value with All meaning every value found (no allValue, which would match other jobs' series too); multi %v includeAll %v allValue %q", name, v.Multi, v.IncludeAll, v.AllValue)
+		}
+		// label_values(<selector>, <label>): a selector of a metric every
+		// feedmon process exports, and the label is the variable's.
+		m := regexp.MustCompile(`^label_values\((.+),\s*([a-z_]+)\)$`).FindStringSubmatch(v.Query)
+		if m == nil || m[2] != name {
+			t.Errorf("variable %s: query %q, want label_values(<feedmon metric>, %s)", name, v.Query, name)
+			continue
+		}
+		for _, p := range exprProblems(t, e, m[1]) {
+			t.Errorf("variable %s: %s", name, p)
+		}
+		if ast, err := parseQuery(m[1]); err == nil {
+			if vs, ok := ast.(*parser.VectorSelector); !ok || !strings.HasPrefix(metricName(vs), "feedmon_") {
+				t.Errorf("variable %s: %q selects no feedmon metric: it would offer other programs' jobs", name, m[1])
+			}
+		}
+	}
+	for _, pn := range d.allPanels() {
+		for _, tg := range pn.Targets {
+			ast, err := parseQuery(tg.Expr)
+			if err != nil {
+				continue // TestDashboardQueriesUseExportedMetrics says why
+			}
+			parser.Inspect(ast, func(n parser.Node, _ []parser.Node) error {
+				vs, ok := n.(*parser.VectorSelector)
+				if !ok {
+					return nil
+				}
+				if name := metricName(vs); name == "" || (notTheApps(name) && name != "up") {
+					return nil
+				}
+				for _, want := range dashboardVars {
+					if !slices.ContainsFunc(vs.LabelMatchers, func(m *labels.Matcher) bool {
+						return m.Name == want && m.Type == labels.MatchRegexp && m.Value == varValue(want)
+					}) {
+						t.Errorf("panel %q query %s: %s does not select %s=~\"$%s\"", pn.Title, tg.RefID, vs, want, want)
+					}
+				}
+				for _, m := range vs.LabelMatchers {
+					if m.Name == "service" {
+						t.Errorf("panel %q query %s: %s selects the label service, which only the compose scrape config adds", pn.Title, tg.RefID, vs)
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// A panel plots one kind of quantity: durations in seconds (on a seconds
+// axis) are never drawn on one axis with rates or counts.
+func TestDashboardPanelsHaveOneUnit(t *testing.T) {
+	t.Parallel()
+	d := loadDashboard(t)
+	for _, pn := range d.allPanels() {
+		var seconds, other int
+		for _, tg := range pn.Targets {
+			if strings.Contains(tg.Expr, "histogram_quantile(") && strings.Contains(tg.Expr, "_seconds_bucket") {
+				seconds++
+			} else {
+				other++
+			}
+		}
+		if seconds > 0 && other > 0 {
+			t.Errorf("panel %q mixes durations with other quantities on one axis; split it", pn.Title)
+		}
+		if unit := pn.FieldConfig.Defaults.Unit; seconds > 0 && unit != "s" {
+			t.Errorf("panel %q plots durations in seconds with unit %q, want s", pn.Title, unit)
 		}
 	}
 }

@@ -7,10 +7,12 @@
 package k8s_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,9 +34,13 @@ const secretName = "feedmon-secrets"
 var services = []string{config.Poller, config.Classifier, config.Notifier}
 
 type container struct {
-	Name           string   `yaml:"name"`
-	Image          string   `yaml:"image"`
-	Args           []string `yaml:"args"`
+	Name  string   `yaml:"name"`
+	Image string   `yaml:"image"`
+	Args  []string `yaml:"args"`
+	Ports []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
 	ReadinessProbe struct {
 		HTTPGet struct{ Path string } `yaml:"httpGet"`
 	} `yaml:"readinessProbe"`
@@ -66,6 +72,10 @@ type deployment struct {
 	Spec struct {
 		Replicas int `yaml:"replicas"`
 		Template struct {
+			Metadata struct {
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"metadata"`
 			Spec struct {
 				Containers []container `yaml:"containers"`
 			} `yaml:"spec"`
@@ -288,6 +298,62 @@ func TestConfigMapPerService(t *testing.T) {
 	for _, m := range requiredVar.FindAllSubmatch(doc, -1) {
 		if !strings.Contains(err.Error(), string(m[1])+" is not set") {
 			t.Errorf("notifier without its Secret: error does not name %s:\n%v", m[1], err)
+		}
+	}
+}
+
+// Prometheus finds every service's /metrics either way: by the pods'
+// prometheus.io annotations (pod scraping) or by the example PodMonitor
+// (the Prometheus Operator), both naming the port the service listens on.
+func TestScraping(t *testing.T) {
+	t.Parallel()
+	var pm struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Selector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+			Endpoints []struct {
+				Port string `yaml:"port"`
+				Path string `yaml:"path"`
+			} `yaml:"podMetricsEndpoints"`
+		} `yaml:"spec"`
+	}
+	load(t, "podmonitor.yaml", &pm)
+	if pm.Kind != "PodMonitor" || len(pm.Spec.Endpoints) != 1 || pm.Spec.Endpoints[0].Path != "/metrics" || len(pm.Spec.Selector.MatchLabels) == 0 {
+		t.Fatalf("podmonitor.yaml: %+v", pm)
+	}
+	for _, svc := range services {
+		var d deployment
+		load(t, svc+".yaml", &d)
+		tpl := d.Spec.Template
+		for k, v := range pm.Spec.Selector.MatchLabels {
+			if tpl.Metadata.Labels[k] != v {
+				t.Errorf("%s: pod labels %v do not match the PodMonitor's %s=%s", svc, tpl.Metadata.Labels, k, v)
+			}
+		}
+		c := tpl.Spec.Containers[0]
+		port := 0
+		for _, p := range c.Ports {
+			if p.Name == pm.Spec.Endpoints[0].Port {
+				port = p.ContainerPort
+			}
+		}
+		if port == 0 {
+			t.Errorf("%s: no container port named %q for the PodMonitor", svc, pm.Spec.Endpoints[0].Port)
+		}
+		a := tpl.Metadata.Annotations
+		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(port) {
+			t.Errorf("%s: prometheus.io annotations %v, want scrape on port %d", svc, a, port)
+		}
+		listen := ""
+		for i, arg := range c.Args {
+			if arg == "-metrics-listen" && i+1 < len(c.Args) {
+				listen = c.Args[i+1]
+			}
+		}
+		if _, p, err := net.SplitHostPort(listen); err != nil || p != strconv.Itoa(port) {
+			t.Errorf("%s: -metrics-listen %q, but Prometheus scrapes port %d", svc, listen, port)
 		}
 	}
 }
