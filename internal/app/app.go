@@ -22,6 +22,7 @@ import (
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/classifier"
+	"github.com/feedmon/feedmon/services/feedsout"
 	"github.com/feedmon/feedmon/services/notifier"
 	"github.com/feedmon/feedmon/services/poller"
 )
@@ -33,6 +34,9 @@ const (
 	Classifier = config.Classifier
 	Notifier   = config.Notifier
 )
+
+// FeedsOut is the topic and subscriber feeds, started with the notifier.
+const FeedsOut = "feeds_out"
 
 // All is every service: what `feedmon run` starts.
 var All = []string{Poller, Classifier, Notifier}
@@ -142,6 +146,18 @@ func (m *Main) Start(ctx context.Context) error {
 		}
 		m.services[name] = s
 		m.Telemetry.AddReadiness(name, s.Ready)
+	}
+
+	// The topic and subscriber feeds are served by the processes that run
+	// the notifier (feedmon run, feedmon notifier): they have the
+	// subscribers' config, and a process without them could serve only
+	// half of the feeds. Replicas serve the same bytes: every one builds
+	// its feeds from the same stream.
+	if _, ok := m.services[Notifier]; ok && cfg.Metrics.Listen != "" {
+		fo := feedsout.New(cfg, b, m.Registry, m.Log)
+		m.services[FeedsOut] = fo
+		m.Telemetry.AddReadiness(FeedsOut, fo.Ready)
+		m.Telemetry.Handle(feedsout.Prefix, fo.Handler())
 	}
 
 	// Services run on their own context so that Close, not the caller's

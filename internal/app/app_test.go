@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmcdole/gofeed"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/feedmon/feedmon/internal/app"
@@ -19,6 +20,7 @@ import (
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/testkit"
+	"github.com/feedmon/feedmon/services/feedsout"
 )
 
 const secret = "test-secret"
@@ -157,6 +159,56 @@ func TestPipeline(t *testing.T) {
 	}
 	if got := httpGet(t, "http://"+m.Telemetry.Addr()+"/readyz"); !strings.Contains(got, "ready") {
 		t.Errorf("/readyz = %q", got)
+	}
+
+	// The alert is in its topics' feeds and the subscriber's, on the
+	// metrics listener, as a feed reader reads them.
+	for _, path := range []string{"/feeds/topics/defense.atom", "/feeds/topics/trade.json", "/feeds/subscribers/desk.atom", "/feeds/subscribers/desk.json"} {
+		feed, err := gofeed.NewParser().ParseString(httpGet(t, "http://"+m.Telemetry.Addr()+path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		want := it.ID
+		if strings.HasSuffix(path, ".atom") {
+			want = feedsout.AtomID(it.ID)
+		}
+		if len(feed.Items) != 1 || feed.Items[0].GUID != want || feed.Items[0].Link != it.Link {
+			t.Errorf("%s: %d entries, want the reference story (%s)", path, len(feed.Items), want)
+		}
+	}
+}
+
+// TestFeedsServedWithTheNotifier: the topic and subscriber feeds are served
+// by the processes that run the notifier, which have the subscribers'
+// config; a classifier alone does not serve them.
+func TestFeedsServedWithTheNotifier(t *testing.T) {
+	t.Parallel()
+	_, url := bustest.NewListening(t)
+	for _, tc := range []struct {
+		services []string
+		want     int
+	}{
+		{[]string{app.Classifier}, http.StatusNotFound},
+		{[]string{app.Notifier}, http.StatusOK},
+	} {
+		cfg := testConfig(t, t.TempDir(), "http://127.0.0.1:1/feed.xml", "http://127.0.0.1:1/hook")
+		cfg.NATS.URL = url
+		m := &app.Main{Config: cfg, Services: tc.services, Log: bustest.Logger(t), Stdout: io.Discard}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		bustest.Eventually(t, 10*time.Second, func() bool { return m.Ready() == nil }, "%v not ready: %v", tc.services, m.Ready())
+		resp, err := http.Get("http://" + m.Telemetry.Addr() + "/feeds/topics/trade.atom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%v: /feeds/topics/trade.atom: %d, want %d", tc.services, resp.StatusCode, tc.want)
+		}
+		closeMain(t, m)
 	}
 }
 

@@ -25,6 +25,7 @@ type Config struct {
 	SMTP        SMTP         `yaml:"smtp"`
 	Notify      Notify       `yaml:"notify"`
 	Stories     Stories      `yaml:"stories"`
+	FeedsOut    FeedsOut     `yaml:"feeds_out"`
 	Subscribers []Subscriber `yaml:"subscribers"`
 
 	// Path is the file the config was read from ("" for the built-in defaults).
@@ -119,6 +120,17 @@ type Stories struct {
 	Threshold float64 `yaml:"threshold"`
 	// MaxEntries caps the reports kept in memory per classifier.
 	MaxEntries int `yaml:"max_entries"`
+}
+
+// FeedsOut configures the Atom and JSON feeds of every topic and subscriber
+// served on metrics.listen.
+type FeedsOut struct {
+	// MaxItems is the number of entries of each feed.
+	MaxItems int `yaml:"max_items"`
+	// Token, when set, is required of every request (?token= or
+	// Authorization: Bearer), since the listener may be reachable by others.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // Subscriber is someone who wants alerts on some topics.

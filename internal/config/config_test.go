@@ -45,6 +45,9 @@ func TestDefaults(t *testing.T) {
 	if cfg.Poll.Interval.D() != 5*time.Minute || cfg.Poll.Workers != 64 || cfg.Poll.PerHost != 2 {
 		t.Errorf("poll defaults = %+v", cfg.Poll)
 	}
+	if cfg.FeedsOut.MaxItems != 100 || cfg.FeedsOut.Token != "" {
+		t.Errorf("feeds_out defaults = %+v", cfg.FeedsOut)
+	}
 }
 
 const good = `
@@ -126,6 +129,11 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"short digest", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, digest: {every: 5s}}\n", nil, "subscribers[0].digest.every"},
 		{"bad rate limit", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"http://127.0.0.1:1/h\", rate_limit: {per_second: 0, burst: 1}}}\n", nil, "subscribers[0].webhook.rate_limit"},
 		{"whsec secret not base64", "subscribers:\n  - {name: a, topics: [trade], webhook: {url: \"http://127.0.0.1:1/h\", secret: \"whsec_not*base64\"}}\n", nil, "subscribers[0].webhook.secret: whsec_ secret"},
+		{"feeds_out max_items zero", "feeds_out: {max_items: 0}\n", nil, "feeds_out.max_items: must be between 1 and 10000, got 0"},
+		{"feeds_out max_items too many", "feeds_out: {max_items: 1000000}\n", nil, "feeds_out.max_items"},
+		{"feeds_out token with a space", "feeds_out: {token: \"two words\"}\n", nil, "feeds_out.token: must not contain spaces"},
+		{"feeds_out unknown key", "feeds_out: {max_itmes: 5}\n", nil, `feeds_out.max_itmes: unknown key (did you mean "max_items"?)`},
+		{"feeds_out token unset", "feeds_out: {token: \"${FEEDS_TOKEN}\"}\n", nil, "feeds_out.token: environment variable FEEDS_TOKEN is not set"},
 		{"bad language filter", "subscribers:\n  - {name: a, topics: [trade], stdout: {}, languages: [english!]}\n", nil, "subscribers[0].languages[0]"},
 	}
 	for _, tt := range tests {

@@ -22,6 +22,7 @@ const (
 	DefaultNotifyWorkers = 16
 	DefaultSMTPPort      = 587
 	DefaultSubscriber    = "console"
+	DefaultFeedsOutItems = 100
 )
 
 // BuiltinFeeds are real, currently published feeds on defense, trade and
@@ -70,7 +71,8 @@ func base() *Config {
 			MaxItems:     DefaultMaxItems,
 			MaxBackoff:   Duration(DefaultMaxBackoff),
 		},
-		SMTP: SMTP{Port: DefaultSMTPPort, TLS: "starttls"},
+		SMTP:     SMTP{Port: DefaultSMTPPort, TLS: "starttls"},
+		FeedsOut: FeedsOut{MaxItems: DefaultFeedsOutItems},
 		Notify: Notify{
 			MaxAttempts: DefaultMaxAttempts,
 			MaxAge:      Duration(DefaultMaxAge),

@@ -20,6 +20,10 @@ import (
 // wrong path.
 const maxSecretFile = 64 << 10
 
+// MaxFeedsOutItems bounds feeds_out.max_items: every topic and subscriber
+// keeps that many entries in memory.
+const MaxFeedsOutItems = 10000
+
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // finish resolves secrets from files, builds the effective topic set,
@@ -45,6 +49,7 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		*dst = v
 	}
 	readSecret("smtp.password_file", cfg.SMTP.PasswordFile, &cfg.SMTP.Password)
+	readSecret("feeds_out.token_file", cfg.FeedsOut.TokenFile, &cfg.FeedsOut.Token)
 	for i := range cfg.Subscribers {
 		s := &cfg.Subscribers[i]
 		p := fmt.Sprintf("subscribers[%d]", i)
@@ -188,6 +193,14 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 	}
 	if cfg.Stories.MaxEntries < 0 || cfg.Stories.MaxEntries > 10_000_000 {
 		add("stories.max_entries", "must be between 0 and 10000000, got %d", cfg.Stories.MaxEntries)
+	}
+
+	// feeds_out
+	if n := cfg.FeedsOut.MaxItems; n < 1 || n > MaxFeedsOutItems {
+		add("feeds_out.max_items", "must be between 1 and %d, got %d", MaxFeedsOutItems, n)
+	}
+	if tok := cfg.FeedsOut.Token; tok != "" && strings.IndexFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		add("feeds_out.token", "must not contain spaces or control characters (it is sent in a URL or a header)")
 	}
 
 	// subscribers

@@ -75,11 +75,18 @@ func (f *Filter) Wants(it *event.Item, topic string) bool {
 // wants, so that it gets the item once however many of its topics matched.
 func (f *Filter) Routes(topics []string, it *event.Item, subjTopic string) bool {
 	for _, t := range topics {
-		if f.topics[t] && f.Wants(it, t) {
+		if f.Selects(it, t) {
 			return t == subjTopic
 		}
 	}
 	return false
+}
+
+// Selects reports whether the subscriber wants it on topic (a subject
+// token): topic is one of its topics and the filters let it through. An
+// item the subscriber selects on any of its topics is one it gets.
+func (f *Filter) Selects(it *event.Item, topic string) bool {
+	return f.topics[topic] && f.Wants(it, topic)
 }
 
 // Topics returns the item's topics as subject tokens, for Routes. A message

@@ -107,6 +107,7 @@ func NewMetrics(reg prometheus.Registerer, receivers, topics []string) *Metrics 
 type Server struct {
 	reg    *prometheus.Registry
 	log    *slog.Logger
+	mux    *http.ServeMux
 	mu     sync.Mutex
 	checks map[string]func() error
 	srv    *http.Server
@@ -123,9 +124,14 @@ func NewServer(reg *prometheus.Registry, log *slog.Logger) *Server {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }
+
+// Handle adds a handler for pattern (http.ServeMux syntax) beside /metrics,
+// /healthz and /readyz; it may be called while the server runs.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // AddReadiness adds a check that must pass for /readyz to answer 200.
 func (s *Server) AddReadiness(name string, check func() error) {
