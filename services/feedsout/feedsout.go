@@ -186,13 +186,16 @@ func (s *Service) follow(ctx context.Context) (jetstream.ConsumeContext, error) 
 	if last == 0 || info.State.Msgs == 0 {
 		s.loaded.Store(true)
 	}
-	var prev *event.Item // the previous message's item, for its next topic
+	// The previous message's item, for its next topic. Atomic because an
+	// ordered consumer recreated after a disconnection calls from another
+	// goroutine.
+	var prev atomic.Pointer[event.Item]
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
 		if err != nil {
 			return
 		}
-		prev = s.take(msg, md.Timestamp, prev)
+		prev.Store(s.take(msg, md.Timestamp, prev.Load()))
 		if !s.loaded.Load() && (md.Sequence.Stream >= last || md.NumPending == 0) {
 			s.loaded.Store(true)
 			s.log.Info("feeds out loaded", "topics", len(s.topics), "subscribers", len(s.subscribers))
