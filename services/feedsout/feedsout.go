@@ -195,7 +195,7 @@ func (s *Service) follow(ctx context.Context) (jetstream.ConsumeContext, error) 
 		if err != nil {
 			return
 		}
-		prev.Store(s.take(msg, md.Timestamp, prev.Load()))
+		prev.Store(s.take(msg.Subject(), msg.Headers().Get(jetstream.MsgIDHeader), msg.Data(), md.Timestamp, prev.Load()))
 		if !s.loaded.Load() && (md.Sequence.Stream >= last || md.NumPending == 0) {
 			s.loaded.Store(true)
 			s.log.Info("feeds out loaded", "topics", len(s.topics), "subscribers", len(s.subscribers))
@@ -207,21 +207,22 @@ func (s *Service) follow(ctx context.Context) (jetstream.ConsumeContext, error) 
 	return cc, nil
 }
 
-// take adds the item of one classified message to the feeds it belongs
-// in. An item comes once per matched topic, one message after the other:
-// prev, the item of the message before, is reused when it is the same, so
-// it is decoded once. take returns the item of this message.
-func (s *Service) take(msg jetstream.Msg, at time.Time, prev *event.Item) *event.Item {
-	topic, ok := strings.CutPrefix(msg.Subject(), event.ClassifiedPrefix)
+// take adds the item of one classified message (subject, Nats-Msg-Id,
+// data, stream time) to the feeds it belongs in. An item comes once per
+// matched topic, one message after the other: prev, the item of the
+// message before, is reused when it is the same, so it is decoded once.
+// take returns the item of this message.
+func (s *Service) take(subject, msgID string, data []byte, at time.Time, prev *event.Item) *event.Item {
+	topic, ok := strings.CutPrefix(subject, event.ClassifiedPrefix)
 	if !ok {
 		return prev
 	}
 	it := prev
-	id := msg.Headers().Get(jetstream.MsgIDHeader) // event.ClassifiedMsgID: "<item id>:<topic>"
-	if i := strings.LastIndexByte(id, ':'); it == nil || i < 0 || id[:i] != it.ID {
+	// The message id is event.ClassifiedMsgID: "<item id>:<topic>".
+	if i := strings.LastIndexByte(msgID, ':'); it == nil || i < 0 || msgID[:i] != it.ID {
 		var err error
-		if it, err = event.Unmarshal(msg.Data()); err != nil {
-			s.log.Debug("feeds out: not an item", "subject", msg.Subject(), "err", err)
+		if it, err = event.Unmarshal(data); err != nil {
+			s.log.Debug("feeds out: not an item", "subject", subject, "err", err)
 			return prev
 		}
 	}
