@@ -25,7 +25,8 @@ func readers(key string) []string {
 		return []string{Poller}
 	case "topics", "stories":
 		return []string{Classifier}
-	case "smtp", "notify", "subscribers":
+	case "smtp", "notify", "subscribers", "feeds_out":
+		// feeds_out: the processes that run the notifier serve the feeds.
 		return []string{Notifier}
 	}
 	return nil

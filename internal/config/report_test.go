@@ -188,6 +188,15 @@ func TestErrorsScopedToTheServicesThatReadTheKey(t *testing.T) {
 	if _, err := config.ParseFor(bad, env(nil), config.Notifier); err != nil {
 		t.Errorf("notifier: %v", err)
 	}
+	// The feeds are served by the notifier's processes: their token is
+	// none of the poller's business.
+	feedsOut := []byte("feeds_out: {token: \"${FEEDS_TOKEN}\"}\n")
+	if _, err := config.ParseFor(feedsOut, env(nil), config.Poller); err != nil {
+		t.Errorf("poller: %v", err)
+	}
+	if _, err := config.ParseFor(feedsOut, env(nil), config.Notifier); err == nil || !strings.Contains(err.Error(), "feeds_out.token: environment variable FEEDS_TOKEN is not set") {
+		t.Errorf("notifier: err = %v", err)
+	}
 	// Keys every service reads are checked for every service.
 	if _, err := config.ParseFor([]byte("nats:\n  replicas: 2\n"), env(nil), config.Classifier); err == nil {
 		t.Error("classifier: nats.replicas 2 must be refused")
