@@ -48,9 +48,9 @@ func TestEarlyClaimGivenBack(t *testing.T) {
 	sk := newSink(t, nil)
 	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}})
 	r := startService(t, b, cfg)
-	kv := &flakyStoryKV{KeyValue: r.svc.kv.Load().kv}
+	kv := &flakyStoryKV{KeyValue: r.svc.ledger.Load().kv}
 	kv.storyFailures.Store(1)
-	r.svc.kv.Store(&kvHolder{kv})
+	r.svc.ledger.Store(&ledger{kv})
 
 	start := time.Now()
 	publishItem(t, b, storyItem("e1", "e1", "Example News"))
@@ -71,7 +71,7 @@ func TestEarlyClaimGivenBack(t *testing.T) {
 	if body := decodeBody(t, reqs[0].body); body.Kind != alert.EventAlert || body.Items[0].ID != "e1" {
 		t.Errorf("sent %s %s, want e1 as an alert", body.Items[0].ID, body.Kind)
 	}
-	rec, _, err := r.svc.load(context.Background(), kv, deliveredKey("desk", KindWebhook, "e1"))
+	rec, _, err := (ledger{kv}).load(context.Background(), deliveredKey("desk", KindWebhook, "e1"))
 	if err != nil || rec.State != stateDone || rec.Attempts != 1 {
 		t.Errorf("log entry %+v, %v; want done after 1 attempt", rec, err)
 	}
@@ -86,8 +86,8 @@ func TestStoryRoleRemembered(t *testing.T) {
 	sk := newSink(t, nil)
 	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}})
 	r := startService(t, b, cfg)
-	kv := &flakyStoryKV{KeyValue: r.svc.kv.Load().kv}
-	r.svc.kv.Store(&kvHolder{kv})
+	kv := &flakyStoryKV{KeyValue: r.svc.ledger.Load().kv}
+	r.svc.ledger.Store(&ledger{kv})
 
 	publishItem(t, b, storyItem("r1", "r1", "Example News"))
 	waitHandled(t, b)

@@ -2,13 +2,13 @@ package notifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/bus"
@@ -31,6 +31,80 @@ type DeadLetter struct {
 	Reason   string            `json:"reason"`
 	Attempts int               `json:"attempts"`
 	Time     string            `json:"time"`
+}
+
+// bury dead-letters the job and records it dead in the ledger (rec at
+// rev is its entry).
+func (p *pipeline) bury(ctx context.Context, l ledger, j *job, rec record, rev uint64, reason string) outcome {
+	log := p.jobLog(j)
+	now := p.now()
+	dl := DeadLetter{
+		Subscriber:     j.sub.name,
+		Receiver:       j.rt.kind,
+		IdempotencyKey: j.batch.Key,
+		Items:          j.batch.Items,
+		Updates:        j.batch.Updates,
+		Reason:         reason,
+		Attempts:       rec.Attempts,
+		Time:           now.UTC().Format(time.RFC3339Nano),
+	}
+	if err := p.publishDead(ctx, &dl, rec.First); err != nil {
+		log.Warn("could not dead-letter; will retry", "err", err)
+		return outcome{kind: pending, delay: p.opts.backoffMin}
+	}
+	if err := l.bury(context.WithoutCancel(ctx), j.key, rec, rev, reason, now); err != nil {
+		// Already dead-lettered; a later look may attempt it once more.
+		log.Warn("dead-lettered, but could not record it", "err", err)
+	}
+	p.countDead(j.rt.kind)
+	log.Error("delivery failed for good; dead-lettered", "attempts", rec.Attempts, "reason", reason)
+	return outcome{kind: dead, reason: reason}
+}
+
+// buryBatch dead-letters a held batch, records its items dead and removes
+// it. If the dead letter cannot be published the batch stays, for the
+// next look.
+func (p *pipeline) buryBatch(ctx context.Context, l ledger, sub *subscriber, rt route, br *batchRecord, reason string) {
+	dl := DeadLetter{
+		Subscriber:     sub.name,
+		Receiver:       rt.kind,
+		IdempotencyKey: br.Key,
+		Items:          br.Items,
+		Updates:        updatesIn(br.Updates, br.Items),
+		Reason:         reason,
+		Attempts:       br.Attempts,
+		Time:           p.now().UTC().Format(time.RFC3339Nano),
+	}
+	if err := p.publishDead(ctx, &dl, br.First); err != nil {
+		p.log.Warn("could not dead-letter a batch; will retry", "subscriber", sub.name, "receiver", rt.kind, "err", err)
+		return
+	}
+	p.recordBatch(ctx, l, sub, rt, br.Items, stateDead, reason)
+	p.dropBatch(ctx, l, sub, rt, br.Items)
+	p.countDead(rt.kind)
+	p.log.Error("batch delivery failed for good; dead-lettered", "subscriber", sub.name, "receiver", rt.kind, "items", len(br.Items), "attempts", br.Attempts, "reason", reason)
+}
+
+func (p *pipeline) countDead(kind string) {
+	p.m.Notifications.WithLabelValues(kind, telemetry.NotifyFailed).Inc()
+	p.dead.WithLabelValues(kind).Inc()
+}
+
+// publishDead publishes a dead letter on feedmon.dead.<subscriber>.
+func (p *pipeline) publishDead(ctx context.Context, dl *DeadLetter, first time.Time) error {
+	data, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("notifier: encode dead letter: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
+	defer cancel()
+	// The msg id makes a repeated dead-lettering of the same failure (a
+	// crash before it was recorded) one record.
+	id := fmt.Sprintf("%s:dead:%d", dl.IdempotencyKey, first.UnixNano())
+	if _, err := p.b.Publish(pctx, event.DeadSubject(dl.Subscriber), id, data); err != nil {
+		return fmt.Errorf("notifier: dead letter: %w", err)
+	}
+	return nil
 }
 
 // ListDead writes one line per dead-lettered delivery still in the
@@ -84,6 +158,7 @@ func ReplayDead(ctx context.Context, b *bus.Bus, cfg *config.Config, w io.Writer
 	if err != nil {
 		return fmt.Errorf("notifier: dlq replay: %w", err)
 	}
+	l := ledger{kv: kv}
 	st, err := b.EnsureStream(ctx, event.StreamDead)
 	if err != nil {
 		return fmt.Errorf("notifier: dlq replay: %w", err)
@@ -91,7 +166,7 @@ func ReplayDead(ctx context.Context, b *bus.Bus, cfg *config.Config, w io.Writer
 	var replayed, again, stays int
 	err = eachDead(ctx, b, func(seq uint64, dl *DeadLetter, derr error) error {
 		var line string
-		switch res, detail := s.replayOne(ctx, kv, dl, derr); res {
+		switch res, detail := s.replayOne(ctx, l, dl, derr); res {
 		case replayDone:
 			replayed++
 			line = "replayed"
@@ -135,30 +210,19 @@ const (
 	replayKept
 )
 
-func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *DeadLetter, derr error) (replayResult, string) {
+func (s *Service) replayOne(ctx context.Context, l ledger, dl *DeadLetter, derr error) (replayResult, string) {
 	if derr != nil {
 		return replayKept, derr.Error()
 	}
 	if len(dl.Items) == 0 {
 		return replayKept, "no items"
 	}
-	var sub *subscriber
-	var rt route
-	for _, cand := range s.subs {
-		if cand.name != dl.Subscriber {
-			continue
-		}
-		for _, r := range cand.receivers {
-			if r.kind == dl.Receiver {
-				sub, rt = cand, r
-			}
-		}
-	}
-	if sub == nil {
+	sub, rt, ok := s.lookupRoute(dl.Subscriber, dl.Receiver)
+	if !ok {
 		return replayKept, fmt.Sprintf("subscriber %q has no %s receiver in this config", dl.Subscriber, dl.Receiver)
 	}
 	if len(dl.Items) > 1 {
-		return s.replayBatch(ctx, kv, sub, rt, dl)
+		return s.replayBatch(ctx, l, sub, rt, dl)
 	}
 	it := dl.Items[0]
 	j := newJob(sub, rt, it, dl.Updates[it.ID])
@@ -166,7 +230,7 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 	// Revive a dead entry so the pipeline attempts it again: a fresh
 	// budget, the same key.
 	for {
-		rec, rev, err := s.load(ctx, kv, j.key)
+		rec, rev, err := l.load(ctx, j.key)
 		if err != nil {
 			return replayKept, err.Error()
 		}
@@ -176,15 +240,14 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 		if rec.State != stateDead {
 			break
 		}
-		rec = record{State: stateRetry, Key: j.batch.Key, Updated: s.now()}
-		if _, err := s.store(ctx, kv, j.key, rec, rev); errors.Is(err, errConflict) {
+		if err := l.revive(ctx, j.key, rev, j.batch.Key, s.pipe.now()); errors.Is(err, errConflict) {
 			continue
 		} else if err != nil {
 			return replayKept, err.Error()
 		}
 		break
 	}
-	o := s.deliver(ctx, kv, j, false)
+	o := s.pipe.deliver(ctx, l, j, false)
 	switch o.kind {
 	case settled:
 		return replayDone, ""
@@ -193,39 +256,29 @@ func (s *Service) replayOne(ctx context.Context, kv jetstream.KeyValue, dl *Dead
 	case owned:
 		return replayKept, "another notifier is sending it right now"
 	}
-	rec, _, _ := s.load(ctx, kv, j.key)
+	rec, _, _ := l.load(ctx, j.key)
 	return replayKept, "still failing: " + rec.Error
 }
 
 // replayBatch sends a dead-lettered digest again as it was, in one
 // attempt, under its original key. It is kept on any failure.
-func (s *Service) replayBatch(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route, dl *DeadLetter) (replayResult, string) {
-	if s.allDone(ctx, kv, sub, rt, dl.Items) {
+func (s *Service) replayBatch(ctx context.Context, l ledger, sub *subscriber, rt route, dl *DeadLetter) (replayResult, string) {
+	if l.allSettled(ctx, sub.name, rt.kind, dl.Items, true) {
 		return replayAlreadyDone, ""
 	}
 	b := &alert.Batch{Subscriber: sub.name, Receiver: rt.kind, Key: dl.IdempotencyKey, Items: dl.Items, Updates: updatesIn(dl.Updates, dl.Items)}
 	if b.Key == "" {
 		b.Key = alert.Key(sub.name, rt.kind, dl.Items...)
 	}
-	if _, err := s.attempt(ctx, rt, b); err != nil {
+	if _, err := s.pipe.attempt(ctx, rt, b); err != nil {
 		return replayKept, "still failing: " + err.Error()
 	}
-	s.markItems(context.WithoutCancel(ctx), kv, sub, rt, dl.Items, stateDone, "")
-	s.m.Notifications.WithLabelValues(rt.kind, telemetry.NotifySent).Inc()
+	s.pipe.recordBatch(context.WithoutCancel(ctx), l, sub, rt, dl.Items, stateDone, "")
+	s.pipe.m.Notifications.WithLabelValues(rt.kind, telemetry.NotifySent).Inc()
 	if n := b.CountUpdates(); n > 0 {
-		s.storyUpdates.WithLabelValues(rt.kind).Add(float64(n))
+		s.pipe.storyUpdates.WithLabelValues(rt.kind).Add(float64(n))
 	}
 	return replayDone, ""
-}
-
-func (s *Service) allDone(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, rt route, items []*event.Item) bool {
-	for _, it := range items {
-		rec, _, err := s.load(ctx, kv, deliveredKey(sub.name, rt.kind, it.ID))
-		if err != nil || rec.State != stateDone {
-			return false
-		}
-	}
-	return true
 }
 
 // eachDead calls fn for every message in the dead-letter stream at the

@@ -71,8 +71,6 @@ const (
 	// maxAckPendingPerWorker bounds the messages out at once (including
 	// those handed back with a delay) relative to the workers.
 	maxAckPendingPerWorker = 64
-	// kvTimeout bounds one idempotency-log or dead-letter operation.
-	kvTimeout = 10 * time.Second
 )
 
 // Option changes a Service's defaults.
@@ -163,20 +161,19 @@ type Service struct {
 	// a Config built in code rather than loaded.
 	notify config.Notify
 
-	duration     *prometheus.HistogramVec
+	// The notifier's own metrics (the pipeline counts them).
 	dead         *prometheus.CounterVec
 	storyUpdates *prometheus.CounterVec
 
-	stories    storyCache // story entries known (story.go)
-	kv         atomic.Pointer[kvHolder]
+	// pipe is what every delivery goes through (deliver.go).
+	pipe *pipeline
+	// ledger is the bucket of delivered-log entries and the rest
+	// (ledger.go), once Run has opened it.
+	ledger     atomic.Pointer[ledger]
+	stories    storyCache   // story entries known (story.go)
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
 	consuming  atomic.Bool
-	// stopping ends when Run's context does: waits between attempts stop
-	// and hand their message back, while sends in flight finish.
-	stopping context.Context
 }
-
-type kvHolder struct{ kv jetstream.KeyValue }
 
 // New builds the notifier for cfg's subscribers. It does not touch NATS:
 // Run sets up what it needs, so services start in any order.
@@ -226,7 +223,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	if m == nil {
 		m = telemetry.NewMetrics(prometheus.NewRegistry(), ReceiverNames(cfg), nil)
 	}
-	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, notify: nc, stopping: context.Background()}
+	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, notify: nc}
 	subs, err := s.buildSubscribers()
 	if err != nil {
 		return nil, err
@@ -234,7 +231,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	s.subs = subs
 
 	f := promauto.With(reg)
-	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{
+	duration := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "feedmon_notification_duration_seconds",
 		Help:    "Duration of one delivery attempt by receiver.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
@@ -248,9 +245,14 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		Help: "Later reports of a story already alerted, sent as updates or (per-item email) suppressed, by receiver.",
 	}, []string{"receiver"})
 	for _, r := range ReceiverNames(cfg) {
-		s.duration.WithLabelValues(r)
+		duration.WithLabelValues(r)
 		s.dead.WithLabelValues(r)
 		s.storyUpdates.WithLabelValues(r)
+	}
+	s.pipe = &pipeline{
+		notify: nc, opts: &s.opts, log: log, b: b, m: m,
+		duration: duration, dead: s.dead, storyUpdates: s.storyUpdates,
+		stopping: context.Background(),
 	}
 	return s, nil
 }
@@ -275,7 +277,7 @@ func ReceiverNames(cfg *config.Config) []string {
 
 // Ready is nil once the idempotency log is open and the consumer pulls.
 func (s *Service) Ready() error {
-	if s.kv.Load() == nil {
+	if s.ledger.Load() == nil {
 		return errors.New("notifier: delivered-log bucket not ready")
 	}
 	if !s.consuming.Load() {
@@ -289,7 +291,7 @@ func (s *Service) Ready() error {
 // (within the consume loop's grace), waits between attempts are cut short
 // and their messages handed back; Run then returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	s.stopping = ctx
+	s.pipe.stopping = ctx
 	err := bus.Retry(ctx, s.log, "notifier setup", func(ctx context.Context) error {
 		kv, err := s.b.KV(ctx, event.BucketDelivered)
 		if err != nil {
@@ -303,7 +305,7 @@ func (s *Service) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		s.kv.Store(&kvHolder{kv})
+		s.ledger.Store(&ledger{kv: kv})
 		return nil
 	})
 	if err != nil {
@@ -311,8 +313,11 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("notifier started", "subscribers", len(s.subs), "receivers", ReceiverNames(s.cfg))
 	var background sync.WaitGroup
-	background.Go(func() { s.flushLoop(ctx, s.kv.Load().kv) })
-	background.Go(func() { s.parkLoop(ctx, s.kv.Load().kv) })
+	l := *s.ledger.Load()
+	flush := &flusher{p: s.pipe, l: l, subs: s.subs, every: s.opts.flushEvery, ticks: &s.flushTicks}
+	park := &parker{p: s.pipe, l: l, every: s.opts.flushEvery, workers: s.notify.Workers, job: s.parkedJob}
+	background.Go(func() { flush.run(ctx) })
+	background.Go(func() { park.run(ctx) })
 	defer background.Wait()
 	err = s.b.Consume(ctx, bus.ConsumeOptions{
 		Stream:   event.StreamClassified,
@@ -361,4 +366,12 @@ func (s *Service) usesKind(kind string) bool {
 	return false
 }
 
-func (s *Service) now() time.Time { return s.opts.now() }
+// parkedJob rebuilds the job of a parked delivery; false if this config
+// has no such subscriber and receiver.
+func (s *Service) parkedJob(p parked) (*job, bool) {
+	sub, rt, ok := s.lookupRoute(p.Subscriber, p.Receiver)
+	if !ok {
+		return nil, false
+	}
+	return newJob(sub, rt, p.Item, p.First), true
+}

@@ -2,22 +2,19 @@ package notifier
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/bus"
-	"github.com/feedmon/feedmon/internal/event"
 )
 
 // Parking: a delivery whose next attempt is far off is taken out of NATS
-// and kept in the delivered-log bucket until it is due. A NATS message
-// handed back with a delay still counts against the consumer's
-// MaxAckPending, so without this one receiver down for hours would, once
-// that many items waited for it, stall every other subscriber.
+// and kept in the ledger until it is due. A NATS message handed back with
+// a delay still counts against the consumer's MaxAckPending, so without
+// this one receiver down for hours would, once that many items waited for
+// it, stall every other subscriber.
 
 // DefaultParkAfter is the retry delay from which a delivery is parked
 // rather than handed back to NATS.
@@ -27,44 +24,38 @@ const DefaultParkAfter = 30 * time.Second
 // the bucket instead of being handed back to NATS (0 = never park).
 func WithParkAfter(d time.Duration) Option { return func(o *options) { o.parkAfter = d } }
 
-// parked is a delivery waiting in the bucket for its next attempt.
-type parked struct {
-	Subscriber string      `json:"subscriber"`
-	Receiver   string      `json:"receiver"`
-	Item       *event.Item `json:"item"`
-	Next       time.Time   `json:"next"`
-	// First: the id of the first report of the item's story when the item
-	// is an update for the subscriber.
-	First string `json:"first,omitempty"`
+// parkFar parks the job if o says it only waits for an attempt at least
+// parkAfter away; the job is then settled as far as its message goes.
+func (p *pipeline) parkFar(ctx context.Context, l ledger, j *job, o outcome) outcome {
+	if o.kind != pending || !o.waiting || p.opts.parkAfter <= 0 || o.delay < p.opts.parkAfter {
+		return o
+	}
+	next := p.now().Add(o.delay)
+	if err := l.park(ctx, j.key, parked{Subscriber: j.sub.name, Receiver: j.rt.kind, Item: j.item, Next: next, First: j.first}); err != nil {
+		p.log.Warn("could not park a delivery; handing it back to NATS", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "err", err)
+		return o
+	}
+	p.log.Debug("parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "next", next)
+	return outcome{kind: settled}
 }
 
-func parkKey(logKey string) string { return "park." + logKey }
-
-const parkFilter = "park.>"
-
-// park keeps the delivery for the parker; true when it is safely stored
-// and the message may be acked.
-func (s *Service) park(ctx context.Context, kv jetstream.KeyValue, j *job, next time.Time) bool {
-	data, err := json.Marshal(parked{Subscriber: j.sub.name, Receiver: j.rt.kind, Item: j.item, Next: next, First: j.first})
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
-	defer cancel()
-	if _, err := kv.Put(ctx, parkKey(j.key), data); err != nil {
-		s.log.Warn("could not park a delivery; handing it back to NATS", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "err", err)
-		return false
-	}
-	s.log.Debug("parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "next", next)
-	return true
+// parker attempts parked deliveries when they are due. It keeps an index
+// of the parked entries (key, due time) from a KV watcher, so that a long
+// outage with many parked deliveries costs memory for keys only, and no
+// scan of the bucket per tick.
+type parker struct {
+	p       *pipeline
+	l       ledger
+	every   time.Duration
+	workers int
+	// job rebuilds a parked delivery's job; false if this config has no
+	// such subscriber and receiver.
+	job func(parked) (*job, bool)
 }
 
-// parkLoop attempts parked deliveries when they are due, until ctx ends.
-// It keeps an index of the parked entries (key, due time) from a KV
-// watcher, so that a long outage with many parked deliveries costs memory
-// for keys only, and no scan of the bucket per tick.
-func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
-	if s.opts.parkAfter <= 0 {
+// run attempts parked deliveries until ctx ends.
+func (pk *parker) run(ctx context.Context) {
+	if pk.p.opts.parkAfter <= 0 {
 		return
 	}
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -73,9 +64,9 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 	defer stop()
 
 	var w jetstream.KeyWatcher
-	if err := bus.Retry(ctx, s.log, "watch parked deliveries", func(ctx context.Context) error {
+	if err := bus.Retry(ctx, pk.p.log, "watch parked deliveries", func(ctx context.Context) error {
 		var err error
-		w, err = kv.WatchFiltered(ctx, []string{parkFilter})
+		w, err = pk.l.watchParked(ctx)
 		return err
 	}); err != nil {
 		return // ctx ended
@@ -87,10 +78,10 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 		mu       sync.Mutex
 		inflight = map[string]bool{}
 		wg       sync.WaitGroup
-		sem      = make(chan struct{}, s.notify.Workers)
+		sem      = make(chan struct{}, pk.workers)
 	)
 	defer wg.Wait()
-	t := time.NewTicker(max(s.opts.flushEvery, 10*time.Millisecond))
+	t := time.NewTicker(max(pk.every, 10*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
@@ -107,14 +98,14 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 				delete(index, e.Key())
 				continue
 			}
-			var p parked
-			if err := json.Unmarshal(e.Value(), &p); err != nil || p.Item == nil {
+			p, ok := decodeParked(e.Value())
+			if !ok {
 				delete(index, e.Key())
 				continue
 			}
 			index[e.Key()] = p.Next
 		case <-t.C:
-			now := s.now()
+			now := pk.p.now()
 			for key, due := range index {
 				if now.Before(due) {
 					continue
@@ -138,7 +129,7 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 						delete(inflight, key)
 						mu.Unlock()
 					}()
-					s.unpark(work, kv, key)
+					pk.unpark(work, key)
 				})
 			}
 		}
@@ -147,47 +138,30 @@ func (s *Service) parkLoop(ctx context.Context, kv jetstream.KeyValue) {
 
 // unpark runs a parked delivery through the usual pipeline, then removes
 // the entry (delivered or dead-lettered) or moves its time on.
-func (s *Service) unpark(ctx context.Context, kv jetstream.KeyValue, key string) {
-	if s.stopping.Err() != nil {
+func (pk *parker) unpark(ctx context.Context, key string) {
+	p := pk.p
+	if p.stopping.Err() != nil {
 		return
 	}
-	gctx, gcancel := context.WithTimeout(ctx, kvTimeout)
-	e, err := kv.Get(gctx, key)
-	gcancel()
-	if err != nil {
+	pd, rev, err := pk.l.parkedAt(ctx, key)
+	if err != nil || p.now().Before(pd.Next) {
 		return // gone meanwhile, or NATS away: the watcher says what is next
 	}
-	var p parked
-	if err := json.Unmarshal(e.Value(), &p); err != nil || p.Item == nil || s.now().Before(p.Next) {
-		return
-	}
-	var j *job
-	for _, sub := range s.subs {
-		if sub.name != p.Subscriber {
-			continue
-		}
-		for _, rt := range sub.receivers {
-			if rt.kind == p.Receiver {
-				j = newJob(sub, rt, p.Item, p.First)
-			}
-		}
-	}
-	if j == nil {
+	j, ok := pk.job(pd)
+	if !ok {
 		// Left by a config that had this receiver; it stays for the
 		// config that has it again (or for the bucket's TTL).
 		return
 	}
-	o := s.deliver(ctx, kv, j, false)
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvTimeout)
-	defer cancel()
+	o := p.deliver(ctx, pk.l, j, false)
+	wctx := context.WithoutCancel(ctx)
 	switch o.kind {
 	case settled, dead:
-		if err := kv.Delete(dctx, key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			s.log.Warn("could not remove a parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "err", err)
+		if err := pk.l.unpark(wctx, key, rev); err != nil {
+			p.log.Warn("could not remove a parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "err", err)
 		}
 	default:
-		p.Next = s.now().Add(max(o.delay, s.opts.backoffMin))
-		data, _ := json.Marshal(p)
-		_, _ = kv.Update(dctx, key, data, e.Revision())
+		pd.Next = p.now().Add(max(o.delay, p.opts.backoffMin))
+		_ = pk.l.repark(wctx, key, pd, rev)
 	}
 }

@@ -133,3 +133,24 @@ func (s *Service) routeItem(subjTopic string, it *event.Item) []*subscriber {
 	}
 	return out
 }
+
+// lookupRoute finds the receiver of kind of the subscriber called name in
+// this config, for a delivery that comes back from the ledger (parked) or
+// the dead-letter stream.
+func (s *Service) lookupRoute(name, kind string) (*subscriber, route, bool) {
+	var (
+		found *subscriber
+		rt    route
+	)
+	for _, sub := range s.subs {
+		if sub.name != name {
+			continue
+		}
+		for _, r := range sub.receivers {
+			if r.kind == kind {
+				found, rt = sub, r
+			}
+		}
+	}
+	return found, rt, found != nil
+}

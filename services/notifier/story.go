@@ -2,19 +2,12 @@ package notifier
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	json "github.com/goccy/go-json"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/event"
-	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
 // One alert per story. The classifier gives near-duplicate reports of one
@@ -30,23 +23,6 @@ import (
 // story's entry in the delivered-log bucket. The entry names the first
 // report, so a redelivery of that report is still the first.
 
-// storyRecord is a story's entry for one subscriber.
-type storyRecord struct {
-	FirstItemID string    `json:"first_item_id"`
-	FirstAt     time.Time `json:"first_at"`
-}
-
-// storyKey is the key of a story's entry for one subscriber in the
-// delivered-log bucket. It has four tokens, the first "story": log entries
-// have three tokens (so a subscriber named "story" cannot meet one, as a
-// three-token "story.<subscriber>.<hash>" could: story ids are item ids),
-// and queue, batch and park entries start with other words. Story ids are
-// hashed like item ids: they need not be valid key characters.
-func storyKey(subscriber, storyID string) string {
-	sum := sha256.Sum256([]byte(storyID))
-	return "story." + event.Token(subscriber) + "." + hex.EncodeToString(sum[:16]) + ".first"
-}
-
 // groupsStories reports whether sub gets later reports of its story as
 // updates rather than alerts.
 func (sub *subscriber) groupsStories(it *event.Item) bool {
@@ -58,7 +34,7 @@ func (sub *subscriber) groupsStories(it *event.Item) bool {
 // subscriber to the id of the story's first report when it is a later one;
 // a subscriber not in it gets it as an alert. An error means the bucket is
 // unavailable: the message is to be handed back.
-func (s *Service) storyRoles(ctx context.Context, kv jetstream.KeyValue, subs []*subscriber, it *event.Item) (map[*subscriber]string, error) {
+func (s *Service) storyRoles(ctx context.Context, l ledger, subs []*subscriber, it *event.Item) (map[*subscriber]string, error) {
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup
@@ -70,7 +46,7 @@ func (s *Service) storyRoles(ctx context.Context, kv jetstream.KeyValue, subs []
 			continue
 		}
 		wg.Go(func() {
-			first, err := s.storyRole(ctx, kv, sub, it)
+			first, err := s.storyRole(ctx, l, sub, it)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -91,7 +67,7 @@ func (s *Service) storyRoles(ctx context.Context, kv jetstream.KeyValue, subs []
 // storyRole returns "" when it is the first report of its story for sub
 // (it won the create, or it won it before and this is a redelivery), else
 // the id of the first report.
-func (s *Service) storyRole(ctx context.Context, kv jetstream.KeyValue, sub *subscriber, it *event.Item) (string, error) {
+func (s *Service) storyRole(ctx context.Context, l ledger, sub *subscriber, it *event.Item) (string, error) {
 	key := storyKey(sub.name, it.StoryID)
 	if first, ok := s.stories.get(key); ok {
 		if first == it.ID {
@@ -99,42 +75,60 @@ func (s *Service) storyRole(ctx context.Context, kv jetstream.KeyValue, sub *sub
 		}
 		return first, nil
 	}
-	created := time.Now()
-	data, err := json.Marshal(storyRecord{FirstItemID: it.ID, FirstAt: s.now().UTC()})
+	rec, created, err := l.firstReport(ctx, sub.name, it.StoryID, storyRecord{FirstItemID: it.ID, FirstAt: s.pipe.now().UTC()})
 	if err != nil {
-		return "", fmt.Errorf("notifier: encode story entry: %w", err)
+		return "", err
 	}
-	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
-	defer cancel()
-	for range 3 {
-		_, err := kv.Create(ctx, key, data)
-		if err == nil {
-			s.stories.put(key, it.ID, created)
-			return "", nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return "", fmt.Errorf("notifier: story entry create: %w", err)
-		}
-		e, err := kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // expired or removed in between: try to be the first again
-		}
-		if err != nil {
-			return "", fmt.Errorf("notifier: story entry get: %w", err)
-		}
-		var rec storyRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.FirstItemID == "" {
-			// Unreadable: nothing names another first report, so this
-			// one alerts rather than be lost as an update of nothing.
-			return "", nil
-		}
-		s.stories.put(key, rec.FirstItemID, e.Created())
-		if rec.FirstItemID == it.ID {
-			return "", nil
-		}
-		return rec.FirstItemID, nil
+	if rec.FirstItemID == "" {
+		// Unreadable: nothing names another first report, so this one
+		// alerts rather than be lost as an update of nothing.
+		return "", nil
 	}
-	return "", errors.New("notifier: story entry keeps vanishing")
+	s.stories.put(key, rec.FirstItemID, created)
+	if rec.FirstItemID == it.ID {
+		return "", nil
+	}
+	return rec.FirstItemID, nil
+}
+
+// roleWait is the story roles of a message's subscribers, decided while
+// early deliveries claim (storyRoles).
+type roleWait struct {
+	done chan struct{} // closed once firsts or abort is set
+	// firsts: as storyRoles returns it.
+	firsts map[*subscriber]string
+	// abort: the roles could not be decided; the message is handed back
+	// and the early deliveries are not to be sent.
+	abort bool
+}
+
+// claimsEarly reports whether sub's delivery of it through rt may claim its
+// log entry before the story role is decided: a blind claim (job.claimsBlind),
+// for a subscriber that waits for a story role, through a receiver whose
+// handling does not depend on the role until it sends (not email, which
+// suppresses updates).
+func claimsEarly(sub *subscriber, rt route, it *event.Item, fresh bool) bool {
+	return fresh && sub.groupsStories(it) && rt.kind != KindEmail && rt.lim == nil &&
+		(sub.sched == nil || rt.kind == KindNATS)
+}
+
+// awaitRole waits for the job's story role if it is still being decided
+// and applies it; false if it could not be decided (the delivery is not
+// to go ahead).
+func (j *job) awaitRole() bool {
+	if j.role == nil {
+		return true
+	}
+	<-j.role.done
+	if j.role.abort {
+		return false
+	}
+	if first := j.role.firsts[j.sub]; first != "" {
+		j.first = first
+		j.batch.Updates = map[string]string{j.item.ID: first}
+	}
+	j.role = nil
+	return true
 }
 
 // storyCache remembers the story entries this process created or read, so
@@ -193,36 +187,6 @@ func (c *storyCache) put(key, first string, created time.Time) {
 		}
 	}
 	c.m[key] = storyCached{first: first, until: until}
-}
-
-// newJob is the delivery of it to one receiver of sub; first is the id of
-// its story's first report when it is a later report, else "".
-func newJob(sub *subscriber, rt route, it *event.Item, first string) *job {
-	b := alert.NewBatch(sub.name, rt.kind, it)
-	if first != "" {
-		b.Updates = map[string]string{it.ID: first}
-	}
-	return &job{sub: sub, rt: rt, item: it, first: first, batch: b, key: deliveredKey(sub.name, rt.kind, it.ID)}
-}
-
-// suppresses reports whether the delivery is an update that its receiver
-// does not send: a per-item email subscriber gets a mail per story, not per
-// report (a digest lists the later reports under the first one instead).
-func (s *Service) suppresses(j *job) bool {
-	return j.first != "" && j.rt.kind == KindEmail && (j.sub.sched == nil || j.sub.sched.Digest <= 0)
-}
-
-// suppress records a suppressed update as done, so that it is handled once
-// like any delivery, and counts it.
-func (s *Service) suppress(ctx context.Context, kv jetstream.KeyValue, j *job, rec record, rev uint64) error {
-	now := s.now()
-	rec = record{State: stateDone, Key: j.batch.Key, Attempts: rec.Attempts, First: rec.First, Updated: now}
-	if _, err := s.store(ctx, kv, j.key, rec, rev); err != nil {
-		return err
-	}
-	s.storyUpdates.WithLabelValues(j.rt.kind).Inc()
-	s.log.Debug("update of an alerted story not mailed", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "first_item_id", j.first)
-	return nil
 }
 
 // updatesIn restricts updates to the items of a batch (a batch record or
