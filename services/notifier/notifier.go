@@ -5,9 +5,31 @@
 // permanent failures and an idempotency log in KV, so that neither a
 // redelivery nor a restart nor a second replica sends anything twice.
 //
-// The pipeline per message is: route (which subscribers), then per
-// (subscriber, receiver) in parallel: dedup (the idempotency log), retry
-// (attempts, backoff, hand-back), and the receiver's Notify.
+// One classified item, file by file:
+//
+//   - notifier.go: Service, its options and Run, which opens the ledger
+//     and consumes feedmon.classified.> with handle.
+//   - consume.go: handle, the ack protocol. It decodes the message,
+//     routes it, runs one job per (subscriber, receiver) in parallel
+//     (deliverAll) and acks, terms or hands the message back.
+//   - route.go: which subscribers take the item from this message, and
+//     their receivers.
+//   - story.go: whether the item is the first report of its story or an
+//     update, decided once per subscriber.
+//   - deliver.go: a job and the steps it goes through, in order: look
+//     (read the job's log entry), hold, due, pace, claim, attempt, record.
+//   - hold.go: what does not go out now: suppressed updates, items held
+//     for a digest or quiet hours.
+//   - ledger.go: every record the notifier keeps in the feedmon_delivered
+//     bucket (the log entries, story entries, held items, batches, parked
+//     deliveries), with their key layout.
+//   - attempt.go: one attempt at a receiver (Receiver.Notify, e.g. the
+//     webhook's POST), pacing, backoff.
+//   - dead.go: dead letters, `feedmon dlq list` and `replay`.
+//
+// Beside the consumer, two loops work from the ledger: the flusher sends
+// held items as batches (flush.go), and the parker attempts deliveries
+// whose retry was too far off to keep their message (park.go).
 package notifier
 
 import (
@@ -167,8 +189,7 @@ type Service struct {
 
 	// pipe is what every delivery goes through (deliver.go).
 	pipe *pipeline
-	// ledger is the bucket of delivered-log entries and the rest
-	// (ledger.go), once Run has opened it.
+	// ledger is set once Run has opened the bucket.
 	ledger     atomic.Pointer[ledger]
 	stories    storyCache   // story entries known (story.go)
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
@@ -275,7 +296,7 @@ func ReceiverNames(cfg *config.Config) []string {
 	return out
 }
 
-// Ready is nil once the idempotency log is open and the consumer pulls.
+// Ready is nil once the ledger is open and the consumer pulls.
 func (s *Service) Ready() error {
 	if s.ledger.Load() == nil {
 		return errors.New("notifier: delivered-log bucket not ready")

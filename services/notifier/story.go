@@ -20,7 +20,7 @@ import (
 //
 // Which report is the first is decided once per subscriber, so that all its
 // receivers agree, and across replicas, by a compare-and-set create of the
-// story's entry in the delivered-log bucket. The entry names the first
+// story's entry in the ledger (ledger.firstReport). The entry names the first
 // report, so a redelivery of that report is still the first.
 
 // groupsStories reports whether sub gets later reports of its story as
@@ -32,7 +32,7 @@ func (sub *subscriber) groupsStories(it *event.Item) bool {
 // storyRoles decides, for each subscriber that groups stories, whether it
 // is the first report of its story for that subscriber. The result maps a
 // subscriber to the id of the story's first report when it is a later one;
-// a subscriber not in it gets it as an alert. An error means the bucket is
+// a subscriber not in it gets it as an alert. An error means the ledger is
 // unavailable: the message is to be handed back.
 func (s *Service) storyRoles(ctx context.Context, l ledger, subs []*subscriber, it *event.Item) (map[*subscriber]string, error) {
 	var (
