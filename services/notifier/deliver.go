@@ -79,11 +79,6 @@ const (
 	again // the entry changed (a lost compare-and-set, a wait): look again
 )
 
-var (
-	goOn      = outcome{kind: next}
-	lookAgain = outcome{kind: again}
-)
-
 // pipeline is what every delivery shares, whichever way it comes (the
 // consumer, the flusher of held items, the parker, dlq replay): the
 // attempt budget, backoff and pacing, the dead-letter stream and the
@@ -112,26 +107,22 @@ func (p *pipeline) now() time.Time { return p.opts.now() }
 // look. last says the message will not be delivered again, so a delivery
 // still waiting must be dead-lettered now.
 func (p *pipeline) deliver(ctx context.Context, l ledger, j *job, last bool) outcome {
+	steps := [...]func(*delivery, context.Context) outcome{
+		(*delivery).look,    // read the job's log entry
+		(*delivery).hold,    // not now: a suppressed update, a held item
+		(*delivery).due,     // done, someone else's, not due yet, or out of budget
+		(*delivery).pace,    // shutting down, or the receiver's rate limit
+		(*delivery).claim,   // make it ours in the ledger
+		(*delivery).attempt, // send it through the receiver
+		(*delivery).record,  // done, retry later, or dead-lettered
+	}
 	d := &delivery{p: p, l: l, j: j, last: last, blind: j.fresh && j.claimsBlind()}
 	for {
-		o := d.look(ctx)
-		if o.kind == next {
-			o = d.hold(ctx)
-		}
-		if o.kind == next {
-			o = d.due(ctx)
-		}
-		if o.kind == next {
-			o = d.pace(ctx)
-		}
-		if o.kind == next {
-			o = d.claim(ctx)
-		}
-		if o.kind == next {
-			o = d.attempt(ctx)
-		}
-		if o.kind == next {
-			o = d.record(ctx)
+		var o outcome
+		for _, step := range steps {
+			if o = step(d, ctx); o.kind != next {
+				break
+			}
 		}
 		if o.kind != again {
 			return o
@@ -192,7 +183,7 @@ func (d *delivery) look(ctx context.Context) outcome {
 		d.blind = false
 		d.rec, d.rev = record{}, 0
 		d.now = d.p.now()
-		return goOn
+		return outcome{kind: next}
 	}
 	d.blind = false
 	if !d.j.awaitRole() {
@@ -203,7 +194,7 @@ func (d *delivery) look(ctx context.Context) outcome {
 		return d.unavailable(err)
 	}
 	d.rec, d.rev, d.now = rec, rev, d.p.now()
-	return goOn
+	return outcome{kind: next}
 }
 
 // hold takes a job that has no entry yet out of the way of sending: an
@@ -211,13 +202,13 @@ func (d *delivery) look(ctx context.Context) outcome {
 // subscriber's schedule holds is queued for a digest (hold.go).
 func (d *delivery) hold(ctx context.Context) outcome {
 	if d.rec.State != "" {
-		return goOn
+		return outcome{kind: next}
 	}
 	if d.j.suppressed() {
 		err := d.p.suppress(ctx, d.l, d.j, d.rec, d.rev)
 		switch {
 		case errors.Is(err, errConflict):
-			return lookAgain
+			return outcome{kind: again}
 		case err != nil:
 			return d.unavailable(err)
 		}
@@ -226,7 +217,7 @@ func (d *delivery) hold(ctx context.Context) outcome {
 	if d.j.held(d.now) {
 		return d.p.enqueue(ctx, d.l, d.j)
 	}
-	return goOn
+	return outcome{kind: next}
 }
 
 // due decides from the entry whether an attempt is due now: not when the
@@ -252,7 +243,7 @@ func (d *delivery) due(ctx context.Context) outcome {
 			if wait > d.p.opts.inlineWait || !d.p.sleep(ctx, wait) {
 				return outcome{kind: pending, delay: wait, waiting: true}
 			}
-			return lookAgain
+			return outcome{kind: again}
 		}
 	}
 	if rec.Attempts >= d.p.notify.MaxAttempts {
@@ -261,7 +252,7 @@ func (d *delivery) due(ctx context.Context) outcome {
 	if maxAge := d.p.notify.MaxAge.D(); !rec.First.IsZero() && now.Sub(rec.First) >= maxAge {
 		return d.p.bury(ctx, d.l, d.j, *rec, d.rev, fmt.Sprintf("gave up after %s and %d attempts: %s", maxAge, rec.Attempts, rec.Error))
 	}
-	return goOn
+	return outcome{kind: next}
 }
 
 // pace starts nothing new while the service stops, and waits for the
@@ -273,7 +264,7 @@ func (d *delivery) pace(ctx context.Context) outcome {
 	if wait := d.p.waitTurn(ctx, d.j.rt.lim); wait > 0 {
 		return outcome{kind: pending, delay: wait}
 	}
-	return goOn
+	return outcome{kind: next}
 }
 
 // claim makes the delivery ours in the ledger: of several senders only
@@ -284,7 +275,7 @@ func (d *delivery) claim(ctx context.Context) outcome {
 	rec, rev, err := d.l.claim(ctx, d.j.key, d.rec, d.rev, d.j.batch.Key, d.now, d.p.opts.lease)
 	switch {
 	case errors.Is(err, errConflict):
-		return lookAgain
+		return outcome{kind: again}
 	case err != nil:
 		return d.unavailable(err)
 	}
@@ -298,13 +289,13 @@ func (d *delivery) claim(ctx context.Context) outcome {
 		}
 		return outcome{kind: pending, delay: d.p.opts.backoffMin}
 	}
-	return goOn
+	return outcome{kind: next}
 }
 
 // attempt sends the job's batch through its receiver once.
 func (d *delivery) attempt(ctx context.Context) outcome {
 	d.retry, d.sendErr = d.p.attempt(ctx, d.j.rt, d.j.batch)
-	return goOn
+	return outcome{kind: next}
 }
 
 // record writes the attempt's result to the ledger and counts it: done; a
@@ -342,5 +333,5 @@ func (d *delivery) record(ctx context.Context) outcome {
 		return outcome{kind: pending, delay: delay}
 	}
 	d.log().Info("delivery failed, will retry", "attempt", d.rec.Attempts, "delay", delay, "err", d.sendErr)
-	return lookAgain
+	return outcome{kind: again}
 }
