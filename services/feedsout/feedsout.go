@@ -109,13 +109,15 @@ func New(cfg *config.Config, b *bus.Bus, reg prometheus.Registerer, log *slog.Lo
 		s.tokenSum = sum[:]
 	}
 	for name := range cfg.TopicSet {
-		f := s.newFeed(KindTopics, name, "feedmon: "+name)
+		f := s.newFeed(KindTopics, name, "feedmon: "+name, true)
 		s.topics[name] = f
 		s.topicByToken[event.Token(name)] = f
 	}
 	for i := range cfg.Subscribers {
 		cs := &cfg.Subscribers[i]
-		f := s.newFeed(KindSubscribers, cs.Name, "feedmon: "+cs.Name+" ("+strings.Join(cs.Topics, ", ")+")")
+		// A subscriber that wants every report as an alert of its own
+		// (group_stories: false) gets them as entries of their own too.
+		f := s.newFeed(KindSubscribers, cs.Name, "feedmon: "+cs.Name+" ("+strings.Join(cs.Topics, ", ")+")", cs.GroupsStories())
 		s.subscribers[cs.Name] = f
 		s.subFeeds = append(s.subFeeds, subscriberFeed{filter: routing.New(cs), feed: f})
 	}
@@ -131,8 +133,8 @@ func New(cfg *config.Config, b *bus.Bus, reg prometheus.Registerer, log *slog.Lo
 	return s
 }
 
-func (s *Service) newFeed(kind, name, title string) *feed {
-	return &feed{kind: kind, name: name, title: title, ring: newRing(s.maxItems), cache: map[string]*rendered{}}
+func (s *Service) newFeed(kind, name, title string, fold bool) *feed {
+	return &feed{kind: kind, name: name, title: title, ring: newRing(s.maxItems, fold), cache: map[string]*rendered{}}
 }
 
 // Ready is nil once the stream's recent tail is loaded.
@@ -203,6 +205,11 @@ func (s *Service) follow(ctx context.Context) (jetstream.ConsumeContext, error) 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("feedsout: follow %s: %w", event.StreamClassified, err)
+	}
+	// Nothing to read after all: the messages went (by age or size)
+	// between the stream's info and the consumer's creation.
+	if ci := cons.CachedInfo(); ci != nil && ci.NumPending == 0 && ci.Delivered.Stream == 0 {
+		s.loaded.Store(true)
 	}
 	return cc, nil
 }

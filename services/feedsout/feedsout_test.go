@@ -40,6 +40,7 @@ subscribers:
   - {name: desk, topics: [trade], stdout: {}}
   - {name: navy, topics: [defense], min_score: 5, stdout: {}}
   - {name: en-minerals, topics: [rare_earths], languages: [en], stdout: {}}
+  - {name: every-report, topics: [trade], group_stories: false, stdout: {}}
 `
 
 func loadConfig(t testing.TB, doc string) *config.Config {
@@ -185,6 +186,8 @@ func TestFeedsSelectWhatRoutingSelects(t *testing.T) {
 		"/feeds/subscribers/desk":        {eu01, ja01},
 		"/feeds/subscribers/navy":        {de01},
 		"/feeds/subscribers/en-minerals": {eu01},
+		// group_stories: false: every report an entry of its own.
+		"/feeds/subscribers/every-report": {eu01, ja01, eu02},
 	}
 	for path, ids := range want {
 		for _, ext := range []string{".atom", ".json"} {

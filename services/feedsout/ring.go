@@ -49,10 +49,13 @@ type ring struct {
 	// not added twice; byStory finds the entry of a story.
 	byID    map[string]*entry
 	byStory map[string]*entry
+	// fold: later reports of a story are folded into its entry; false
+	// gives every report an entry of its own.
+	fold bool
 }
 
-func newRing(max int) *ring {
-	return &ring{buf: make([]*entry, max), byID: map[string]*entry{}, byStory: map[string]*entry{}}
+func newRing(max int, fold bool) *ring {
+	return &ring{buf: make([]*entry, max), byID: map[string]*entry{}, byStory: map[string]*entry{}, fold: fold}
 }
 
 // add takes it into the ring: a new entry, or, for a later report of a
@@ -63,7 +66,7 @@ func (r *ring) add(it *event.Item, seen time.Time) bool {
 	if _, ok := r.byID[it.ID]; ok {
 		return false
 	}
-	if e, ok := r.byStory[it.StoryID]; ok && it.StoryID != "" {
+	if e, ok := r.byStory[it.StoryID]; ok && r.fold && it.StoryID != "" {
 		if len(e.also) >= maxAlso {
 			return false
 		}
