@@ -502,3 +502,28 @@ func TestRequestGate(t *testing.T) {
 		t.Errorf("gate remembers %d hosts after they were done, want few", n)
 	}
 }
+
+// TestHangingFeedsDoNotHoldHost: feeds of a host that hang until the
+// fetch times out do not hold the host's poll.per_host slots for the
+// whole timeout: once a fetch has run long, it stops counting against
+// them, and the host's other feeds go on at their interval.
+func TestHangingFeedsDoNotHoldHost(t *testing.T) {
+	t.Parallel()
+	hanging := map[int]bool{0: true, 1: true, 2: true}
+	hf := newHostFarm(t, 8, nil)
+	hf.set(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/f"))
+		hf.hits[i].Add(1)
+		if hanging[i] {
+			<-r.Context().Done()
+			return
+		}
+		w.Write(fixture(t, "atom.xml"))
+	})
+	cfg := fastConfig(200*time.Millisecond, hf.urls()...)
+	cfg.Poll.PerHost = 2
+	cfg.Poll.Timeout = config.Duration(3 * time.Second)
+	h := newHarness(t, nil, cfg, WithHostGap(0))
+	run(t, h.svc)
+	bustest.Eventually(t, 8*time.Second, func() bool { return hf.fetchedAtLeast(5, hanging) }, "%s", lazy(hf.counts))
+}

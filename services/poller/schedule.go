@@ -26,6 +26,12 @@ const (
 	// host at poll.per_host 1; it shrinks as per_host grows (a user raising
 	// per_host says the host can take it).
 	DefaultHostGap = 500 * time.Millisecond
+	// longFetch: a fetch still running after this long (or half of
+	// poll.timeout, if shorter) stops holding its host's poll.per_host
+	// slot. Feeds answer in well under a second; one that takes longer
+	// hangs or drips, and would otherwise hold its host's other feeds
+	// back for the whole timeout.
+	longFetch = 5 * time.Second
 )
 
 // hints are what a fetch learned about when to come back.

@@ -27,7 +27,12 @@ type feed struct {
 	due      time.Time
 	idx      int
 	inflight bool
-	removed  bool
+	// polls numbers this feed's polls; long marks a poll in flight that
+	// has run so long it no longer holds a slot of its host (longFetch).
+	polls     uint64
+	long      bool
+	longTimer *time.Timer
+	removed   bool
 	// phased is set after the first poll in this process: its next poll
 	// was spread over an interval (spreadDelay).
 	phased bool
@@ -65,7 +70,10 @@ func (f *feed) gaugeState(self string) string {
 // that a thousand feeds of one host cost one heap entry while they wait for
 // its gap, not a thousand that are popped and pushed back at every tick.
 type hostState struct {
-	inflight  int
+	inflight int
+	// long counts polls in flight that no longer hold a slot: at most
+	// poll.per_host of them.
+	long      int
 	notBefore time.Time
 	waiting   []*feed
 	hidx      int // index in the host heap, -1 when not in it
@@ -86,8 +94,13 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 		done     = make(chan *feed, s.poll.Workers)
 		inflight int
 		timer    = time.NewTimer(time.Hour)
+		// long receives the polls that have run for longFetch.
+		long    = make(chan longPoll)
+		stopped = make(chan struct{})
 	)
 	defer timer.Stop()
+	defer close(stopped)
+	longAfter := min(longFetch, s.poll.Timeout.D()/2)
 
 	apply := func() {
 		s.mu.Lock()
@@ -141,6 +154,14 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 		hs.notBefore = now.Add(s.gap)
 		inflight++
 		f.inflight = true
+		f.polls++
+		lp := longPoll{f, f.polls}
+		f.longTimer = time.AfterFunc(longAfter, func() {
+			select {
+			case long <- lp:
+			case <-stopped:
+			}
+		})
 		go func() {
 			s.pollFeed(workCtx, f)
 			done <- f
@@ -210,8 +231,14 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 		case f := <-done:
 			inflight--
 			f.inflight = false
+			f.longTimer.Stop()
 			hs := hosts[f.host]
-			hs.inflight--
+			if f.long {
+				f.long = false
+				hs.long--
+			} else {
+				hs.inflight--
+			}
 			if !f.pauseUntil.IsZero() {
 				// The feed's answer started a slow-down of its host: a
 				// short pause for the whole host, then a slower pace that
@@ -236,11 +263,29 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				f.shown = g
 			}
 			heap.Push(&due, f)
+		case lp := <-long:
+			// A fetch that hangs or drips until poll.timeout must not
+			// keep the host's other feeds waiting that long: it gives
+			// up its slot, up to poll.per_host such fetches per host.
+			f := lp.f
+			hs := hosts[f.host]
+			if f.inflight && f.polls == lp.n && !f.long && hs.long < s.poll.PerHost {
+				f.long = true
+				hs.long++
+				hs.inflight--
+				queue(hs)
+			}
 		case <-s.reload:
 			apply()
 		case <-timer.C:
 		}
 	}
+}
+
+// longPoll is the n-th poll of f, still in flight after longFetch.
+type longPoll struct {
+	f *feed
+	n uint64
 }
 
 func (s *Service) releaseLease(ctx context.Context, f *feed) {
