@@ -60,6 +60,8 @@ func TestParseFeedCharsets(t *testing.T) {
 		{"utf16be-bom.xml", plain, "ja", noRecovery},
 		{"utf32le-bom.xml", plain, "ko", noRecovery},
 		{"utf32be-bom.xml", plain, "ko", noRecovery},
+		{"utf16be-bom.xml", latinCT, "ja", noRecovery},
+		{"utf32le-bom.xml", utf8CT, "ko", noRecovery},
 		// Code pages the web dropped (IANA names), EBCDIC by its "<?xm".
 		{"declared-ibm437.xml", plain, "de", noRecovery},
 		{"declared-ibm037.xml", plain, "de", noRecovery},
