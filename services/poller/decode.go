@@ -356,9 +356,11 @@ func repairUTF8(b []byte) []byte {
 // are of the text). On a short text every East Asian candidate scores
 // alike and a single-byte one can win by chance, so the feed's own language
 // tag (<language>, xml:lang) puts the charsets of that language first (the
-// detector's own language guesses are too rough for this). Candidates the
-// bytes rule out (UTF-8, UTF-16, any whose decoding has errors) are passed
-// over; windows-1252, the web's fallback, is what is left when none remains.
+// detector's own language guesses are too rough for this); without one,
+// cjkContenders and cyrillic judge where the detector is unsure. Candidates
+// the bytes rule out (UTF-8, UTF-16, any whose decoding has errors) are
+// passed over; windows-1252, the web's fallback, is what is left when none
+// remains.
 func detect(body []byte) encoding.Encoding {
 	sample := body[:min(len(body), detectSample)]
 	results, err := chardet.NewHtmlDetector().DetectAll(sample)
@@ -367,7 +369,7 @@ func detect(body []byte) encoding.Encoding {
 	}
 	// The language's charsets in the detector's order, then those it
 	// ruled out on too little text, then the detector's order.
-	hinted := cjkCharsets[feedLanguage(sample)]
+	hinted := langCharsets[feedLanguage(sample)]
 	var names []string
 	for _, r := range results {
 		if _, canon := lookup(strings.ToLower(r.Charset)); slices.Contains(hinted, canon) {
@@ -380,9 +382,13 @@ func detect(body []byte) encoding.Encoding {
 			names = append(names, name)
 		}
 	}
+	if (len(results) == 0 || results[0].Confidence < 30) && cyrillic(sample) {
+		names = append(names, "windows-1251")
+	}
 	for _, r := range results {
 		names = append(names, strings.ToLower(r.Charset))
 	}
+	names = append(names, "windows-1252")
 	var candidates []encoding.Encoding
 	for _, name := range names {
 		if enc := usable(name, body); enc != nil {
@@ -493,17 +499,67 @@ func guessCJK(sample []byte, contenders []string) string {
 	return best
 }
 
-// cjkCharsets are the charsets a feed in each East Asian language is in,
-// by the language (and script) of its language tag.
-var cjkCharsets = map[string][]string{
+// langCharsets are the legacy charsets a feed in a language is likely in,
+// by the language (and script) of its language tag: the East Asian ones,
+// which short texts cannot tell apart, and the Cyrillic ones.
+var langCharsets = map[string][]string{
 	"ko":      {"euc-kr"},
 	"ja":      {"shift_jis", "euc-jp"},
 	"zh":      {"gb18030", "gbk"},
 	"zh-hant": {"big5"},
+	"ru":      cyrillicCharsets,
+	"uk":      cyrillicCharsets,
+	"be":      cyrillicCharsets,
+	"bg":      cyrillicCharsets,
+	"sr":      cyrillicCharsets,
+	"mk":      cyrillicCharsets,
+}
+
+var cyrillicCharsets = []string{"windows-1251", "koi8-r", "koi8-u", "ibm866", "iso-8859-5"}
+
+// cyrillic reports whether the sample reads as Cyrillic text in
+// windows-1251, for short texts the detector is unsure of: at least four
+// letters beyond ASCII, all of them Cyrillic, at least as many as the ASCII
+// letters (Western text has a few accents among many plain letters), one
+// of them a capital, and no capital right after a small letter inside a
+// word (KOI8-R read as windows-1251 swaps the cases: "пРЕЗИДЕНТ"). Letters
+// inside tags are not text and are not counted.
+func cyrillic(sample []byte) bool {
+	text, err := decodeWith(charmap.Windows1251, sample)
+	if err != nil {
+		return false
+	}
+	latin, cyr, capitals := 0, 0, 0
+	var prev rune
+	inTag := false
+	for _, r := range string(text) {
+		switch {
+		case r == '<' || r == '>':
+			inTag = r == '<'
+		case inTag:
+			continue
+		case r < utf8.RuneSelf:
+			if unicode.IsLetter(r) {
+				latin++
+			}
+		case unicode.Is(unicode.Cyrillic, r):
+			cyr++
+			if unicode.IsUpper(r) {
+				capitals++
+				if unicode.IsLower(prev) {
+					return false
+				}
+			}
+		case unicode.IsLetter(r):
+			return false
+		}
+		prev = r
+	}
+	return cyr >= 4 && cyr >= latin && capitals > 0
 }
 
 // feedLanguage returns the feed's first language tag as a key of
-// cjkCharsets: the primary language, or zh-hant for Chinese of Taiwan,
+// langCharsets: the primary language, or zh-hant for Chinese of Taiwan,
 // Hong Kong and Macao, written in traditional characters (Big5).
 func feedLanguage(b []byte) string {
 	m := langRe.FindSubmatch(b)
