@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mmcdole/gofeed"
 
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/testkit"
@@ -174,6 +178,7 @@ poll:
   allow_networks: [127.0.0.0/8]
 feeds:
   - url: %s
+feeds_out: {token: feeds-token}
 subscribers:
   - name: desk
     topics: [rare_earths, defense, trade]
@@ -181,8 +186,10 @@ subscribers:
 `, natsPort, feed.URL(), sink.URL(), secret))
 
 	var services []*proc
+	metrics := map[string]string{}
 	for _, svc := range []string{"notifier", "classifier", "poller"} {
-		services = append(services, startProc(t, "feedmon", svc, "-config", cfg, "-metrics-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))))
+		metrics[svc] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		services = append(services, startProc(t, "feedmon", svc, "-config", cfg, "-metrics-listen", metrics[svc]))
 	}
 	startProc(t, "nats-server", "-js", "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort))
 
@@ -190,6 +197,38 @@ subscribers:
 	polls := feed.Requests()
 	bustest.Eventually(t, 20*time.Second, func() bool { return feed.Requests() >= polls+3 }, "no further polls")
 	checkReference(t, sink)
+
+	// The notifier process serves the alerts as feeds; the others do not.
+	item := sink.Items()[0]
+	get := func(addr, path string) (int, []byte) {
+		resp, err := http.Get("http://" + addr + path + "?token=feeds-token")
+		if err != nil {
+			t.Fatalf("%s%s: %v", addr, path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	for _, path := range []string{"/feeds/topics/trade.atom", "/feeds/subscribers/desk.json"} {
+		var entries []*gofeed.Item
+		bustest.Eventually(t, 10*time.Second, func() bool {
+			code, body := get(metrics["notifier"], path)
+			feed, err := gofeed.NewParser().Parse(bytes.NewReader(body))
+			if code != http.StatusOK || err != nil {
+				return false
+			}
+			entries = feed.Items
+			return len(entries) > 0
+		}, "notifier %s: no entry", path)
+		if len(entries) != 1 || entries[0].Link != item.Link {
+			t.Errorf("notifier %s: %d entries, want the reference story", path, len(entries))
+		}
+		for _, svc := range []string{"poller", "classifier"} {
+			if code, _ := get(metrics[svc], path); code != http.StatusNotFound {
+				t.Errorf("%s %s: %d, want 404 (the notifier serves the feeds)", svc, path, code)
+			}
+		}
+	}
 
 	for i, p := range services {
 		code, took := p.stop(t)
