@@ -54,6 +54,7 @@ Usage:
   feedmon topics                                             print the built-in topic rules (YAML)
   feedmon version                                            print the version
   feedmon bench [-feeds N] [-items M] [-rate R]              end-to-end benchmark on local servers
+                [-interval D] [-push]                        (-push: items arrive by a local WebSub hub)
   feedmon healthcheck [-url URL]                             exit 0 if URL (default the local /readyz) answers 200
 
 With no -config (and no FEEDMON_CONFIG) the built-in defaults apply.
@@ -411,6 +412,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Items, "items", 10, "items per feed")
 	fs.Float64Var(&o.Rate, "rate", 0, "offered load in items/s (0: every item is there at the first fetch)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.DurationVar(&o.Interval, "interval", 0, "poll.interval (default 1s with -rate, else 10s)")
+	fs.BoolVar(&o.Push, "push", false, "subscribe every feed through a local WebSub hub that pings as items are published (needs -rate)")
 	verbose := fs.Bool("v", false, "log what feedmon logs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file")
@@ -422,6 +425,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if o.Feeds < 1 || o.Items < 1 || o.Rate < 0 {
 		return &usageError{msg: "bench: -feeds and -items must be at least 1, -rate at least 0"}
+	}
+	if o.Push && o.Rate <= 0 {
+		return &usageError{msg: "bench: -push needs -rate above 0 (items are published over time)"}
 	}
 	if *verbose {
 		o.Log = telemetry.NewLogger(stderr, "info", "text")

@@ -28,6 +28,7 @@ import (
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/services/poller"
+	"github.com/feedmon/feedmon/services/poller/websub/hubtest"
 )
 
 // Options says what to run.
@@ -46,6 +47,11 @@ type Options struct {
 	// AtEnd runs once everything is delivered, before anything is shut
 	// down (the command writes a heap profile there).
 	AtEnd func() error
+	// Interval overrides poll.interval (default 1s with a rate, else 10s).
+	Interval time.Duration
+	// Push subscribes every feed through a local WebSub hub, which pings
+	// feedmon with the feed as each item is published (needs a rate).
+	Push bool
 }
 
 // Result is what one run measured.
@@ -59,14 +65,22 @@ type Result struct {
 	PublishRate, ClassifyRate, DeliverRate float64
 	// Fetch → delivery latency.
 	LatencyP50, LatencyP99, LatencyMax time.Duration
-	CPUSeconds                         float64
-	PeakRSSMiB                         float64
+	// Publication → delivery (with a rate: each item is published at a
+	// known time on the feed server).
+	FreshP50, FreshP99, FreshMax time.Duration
+	Push                         bool
+	Interval                     time.Duration
+	CPUSeconds                   float64
+	PeakRSSMiB                   float64
 }
 
 // Run runs one benchmark.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Feeds < 1 || o.Items < 1 {
 		return nil, fmt.Errorf("bench: feeds and items must be at least 1")
+	}
+	if o.Push && o.Rate <= 0 {
+		return nil, fmt.Errorf("bench: push needs a rate (items are published over time)")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Minute
@@ -94,7 +108,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer feeds.Close()
-	sink, err := newSink(total)
+	sink, err := newSink(total, feeds.publishedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -102,26 +116,43 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	// Re-polls should find something new when items trickle in, and
 	// should not dominate when everything is there from the start.
-	interval := "1s"
+	interval := time.Second
 	if o.Rate == 0 {
-		interval = "10s"
+		interval = 10 * time.Second
+	}
+	if o.Interval > 0 {
+		interval = o.Interval
 	}
 	var fl strings.Builder
 	for i := 0; i < o.Feeds; i++ {
 		fmt.Fprintf(&fl, "  - url: %s/f/%d\n", feeds.url, i)
+	}
+	push := ""
+	if o.Push {
+		hub := hubtest.New()
+		defer hub.Close()
+		feeds.hub = hub
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		push = fmt.Sprintf("websub: {enabled: true, listen: %q, callback_url: \"http://%s/websub\"}", addr, addr)
+		// Nothing is published until every feed is subscribed.
+		feeds.restart(time.Now().Add(24 * time.Hour))
 	}
 	doc := fmt.Sprintf(`
 nats: {listen: "", store_dir: %q}
 metrics: {listen: ""}
 poll: {interval: %s, workers: 64, per_host: 64, allow_networks: [127.0.0.0/8], max_items: %d}
 notify: {workers: 64}
+%s
 feeds:
 %s
 subscribers:
   - name: bench
     topics: [trade]
     webhook: {url: %q}
-`, store, interval, max(o.Items, 1), fl.String(), sink.url)
+`, store, interval, max(o.Items, 1), push, fl.String(), sink.url)
 	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return nil, fmt.Errorf("bench: config: %w", err)
@@ -129,7 +160,9 @@ subscribers:
 
 	cpu0 := procstat.CPU()
 	start = time.Now()
-	feeds.restart(start)
+	if !o.Push {
+		feeds.restart(start)
+	}
 	// Every feed is on one local host: the poller's politeness gap
 	// between requests to a host would measure itself, not the pipeline.
 	m := &app.Main{Config: cfg, Log: o.Log, Stdout: io.Discard, Name: "feedmon-bench", PollerOptions: []poller.Option{poller.WithHostGap(0)}}
@@ -137,8 +170,16 @@ subscribers:
 		return nil, err
 	}
 	defer m.Close()
+	if o.Push {
+		if err := feeds.awaitSubscribed(ctx); err != nil {
+			return nil, err
+		}
+		start = time.Now()
+		feeds.restart(start)
+		go feeds.ping(ctx, start)
+	}
 
-	res := &Result{Feeds: o.Feeds, Items: o.Items, Total: total, Rate: o.Rate}
+	res := &Result{Feeds: o.Feeds, Items: o.Items, Total: total, Rate: o.Rate, Push: o.Push, Interval: interval}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	// Each stage counts an item after handing it on (the classifier after
@@ -174,13 +215,18 @@ subscribers:
 	res.PublishRate = float64(total) / res.Published.Seconds()
 	res.ClassifyRate = float64(total) / res.Classified.Seconds()
 	res.DeliverRate = float64(total) / res.Delivered.Seconds()
-	lat := sink.latencies()
-	if len(lat) > 0 {
-		res.LatencyP50 = lat[len(lat)/2]
-		res.LatencyP99 = lat[min(len(lat)-1, len(lat)*99/100)]
-		res.LatencyMax = lat[len(lat)-1]
-	}
+	lat, fresh := sink.latencies()
+	res.LatencyP50, res.LatencyP99, res.LatencyMax = percentiles(lat)
+	res.FreshP50, res.FreshP99, res.FreshMax = percentiles(fresh)
 	return res, nil
+}
+
+// percentiles of sorted durations: p50, p99, max.
+func percentiles(d []time.Duration) (p50, p99, maxD time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)], d[len(d)-1]
 }
 
 // Print writes r as a small table.
@@ -189,13 +235,21 @@ func (r *Result) Print(w io.Writer) {
 	if r.Rate > 0 {
 		load = fmt.Sprintf("offered load %.0f items/s", r.Rate)
 	}
-	fmt.Fprintf(w, "feeds %d × items %d = %d items; %s\n", r.Feeds, r.Items, r.Total, load)
+	how := fmt.Sprintf("polled every %s", r.Interval)
+	if r.Push {
+		how = fmt.Sprintf("pushed by a local WebSub hub (safety poll every %s)", r.Interval)
+	}
+	fmt.Fprintf(w, "feeds %d × items %d = %d items; %s; %s\n", r.Feeds, r.Items, r.Total, load, how)
 	fmt.Fprintf(w, "  %-11s %10s %12s\n", "stage", "done after", "items/s")
 	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "published", r.Published.Round(time.Millisecond), r.PublishRate)
 	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "classified", r.Classified.Round(time.Millisecond), r.ClassifyRate)
 	fmt.Fprintf(w, "  %-11s %10s %12.0f\n", "delivered", r.Delivered.Round(time.Millisecond), r.DeliverRate)
 	fmt.Fprintf(w, "  fetch→delivery latency p50 %s  p99 %s  max %s\n",
 		r.LatencyP50.Round(time.Millisecond), r.LatencyP99.Round(time.Millisecond), r.LatencyMax.Round(time.Millisecond))
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "  publication→delivery latency p50 %s  p99 %s  max %s\n",
+			r.FreshP50.Round(time.Millisecond), r.FreshP99.Round(time.Millisecond), r.FreshMax.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "  CPU %.1f s (%.2f ms per item), peak RSS %.0f MiB\n", r.CPUSeconds, 1000*r.CPUSeconds/float64(r.Total), r.PeakRSSMiB)
 }
 
@@ -206,6 +260,9 @@ type feedServer struct {
 	url   string
 	o     Options
 	start atomic.Int64
+	// hub, in push mode, is advertised by every feed and pinged as each
+	// item is published.
+	hub *hubtest.Hub
 }
 
 func newFeedServer(o Options, start time.Time) (*feedServer, error) {
@@ -230,6 +287,9 @@ func (fs *feedServer) visible(n int) int {
 	}
 	el := time.Since(time.Unix(0, fs.start.Load())).Seconds()
 	// Items appear round-robin across feeds at the offered rate.
+	if el < 0 {
+		return 0
+	}
 	k := int(el*fs.o.Rate) + 1 // items visible in all
 	v := k / fs.o.Feeds
 	if n < k%fs.o.Feeds {
@@ -237,6 +297,61 @@ func (fs *feedServer) visible(n int) int {
 	}
 	return min(fs.o.Items, v)
 }
+
+// publishedAt is when the item linked as link appeared on its feed: item
+// i of feed n at start + (i*feeds+n)/rate. False without a rate.
+func (fs *feedServer) publishedAt(link string) (time.Time, bool) {
+	if fs.o.Rate == 0 {
+		return time.Time{}, false
+	}
+	var n, i int
+	if _, err := fmt.Sscanf(link, "https://bench.example/%d/%d", &n, &i); err != nil {
+		return time.Time{}, false
+	}
+	j := float64(i*fs.o.Feeds + n)
+	return time.Unix(0, fs.start.Load()).Add(time.Duration(j / fs.o.Rate * float64(time.Second))), true
+}
+
+// awaitSubscribed waits until the hub has verified a subscription of
+// every feed.
+func (fs *feedServer) awaitSubscribed(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		done := 0
+		for n := 0; n < fs.o.Feeds; n++ {
+			if len(fs.hub.Subscriptions(fs.topic(n))) > 0 {
+				done++
+			}
+		}
+		if done == fs.o.Feeds {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: %d of %d feeds subscribed", done, fs.o.Feeds)
+		case <-t.C:
+		}
+	}
+}
+
+// ping plays the publisher: as each item appears, the hub distributes
+// its feed to the subscriber (a fat ping).
+func (fs *feedServer) ping(ctx context.Context, start time.Time) {
+	total := fs.o.Feeds * fs.o.Items
+	for j := 0; j < total; j++ {
+		at := start.Add(time.Duration(float64(j) / fs.o.Rate * float64(time.Second)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(at)):
+		}
+		n := j % fs.o.Feeds
+		fs.hub.Publish(fs.topic(n), fs.body(n, fs.visible(n)), "application/rss+xml; charset=utf-8")
+	}
+}
+
+func (fs *feedServer) topic(n int) string { return fmt.Sprintf("%s/f/%d", fs.url, n) }
 
 func (fs *feedServer) serve(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/f/"))
@@ -246,19 +361,36 @@ func (fs *feedServer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	v := fs.visible(n)
 	etag := fmt.Sprintf(`"%d-%d"`, n, v)
+	if fs.hub != nil {
+		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="hub", <%s>; rel="self"`, fs.hub.URL(), fs.topic(n)))
+	}
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	w.Header().Set("Content-Type", "application/rss+xml; charset=utf-8")
+	w.Header().Set("ETag", etag)
+	w.Write(fs.body(n, v))
+}
+
+// body is feed n with its first v items, newest first.
+func (fs *feedServer) body(n, v int) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>bench %d</title><link>https://bench.example/</link>`, n)
 	for i := v - 1; i >= 0; i-- {
 		fmt.Fprintf(&b, `<item><title>Brussels imposes anti-dumping duties on imports of Chinese steel, report %d-%d</title><link>https://bench.example/%d/%d</link><guid>b-%d-%d</guid><description>The European Commission set provisional anti-dumping duties of up to 30%% on steel imports from China after complaints from EU producers.</description></item>`, n, i, n, i, n, i)
 	}
 	b.WriteString(`</channel></rss>`)
-	w.Header().Set("Content-Type", "application/rss+xml; charset=utf-8")
-	w.Header().Set("ETag", etag)
-	io.WriteString(w, b.String())
+	return []byte(b.String())
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // sink is the webhook receiver; it records each item's fetch → delivery
@@ -270,14 +402,17 @@ type sink struct {
 	mu    sync.Mutex
 	seen  map[string]bool
 	lat   []time.Duration
+	// fresh are publication → delivery times, when published knows them.
+	fresh     []time.Duration
+	published func(link string) (time.Time, bool)
 }
 
-func newSink(total int) (*sink, error) {
+func newSink(total int, published func(string) (time.Time, bool)) (*sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("bench: sink: %w", err)
 	}
-	s := &sink{url: "http://" + ln.Addr().String() + "/hook", seen: make(map[string]bool, total), lat: make([]time.Duration, 0, total)}
+	s := &sink{url: "http://" + ln.Addr().String() + "/hook", seen: make(map[string]bool, total), lat: make([]time.Duration, 0, total), published: published}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -303,16 +438,22 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		if f := it.FetchedTime(); !f.IsZero() {
 			s.lat = append(s.lat, now.Sub(f))
 		}
+		if p, ok := s.published(it.Link); ok {
+			s.fresh = append(s.fresh, now.Sub(p))
+		}
 		s.count.Add(1)
 	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *sink) latencies() []time.Duration {
+// latencies returns fetch → delivery and publication → delivery times,
+// sorted.
+func (s *sink) latencies() (lat, fresh []time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.lat)
-	slices.Sort(out)
-	return out
+	lat, fresh = slices.Clone(s.lat), slices.Clone(s.fresh)
+	slices.Sort(lat)
+	slices.Sort(fresh)
+	return lat, fresh
 }

@@ -281,6 +281,8 @@ func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 		cfg.Description = "feedmon: per-feed ids of items already published"
 	case event.BucketLeases:
 		cfg.Description = "feedmon: which poller polls which feed"
+	case event.BucketWebSub:
+		cfg.Description = "feedmon: WebSub subscriptions (secrets, state, leases)"
 	case event.BucketDelivered:
 		cfg.Description = "feedmon: idempotency log of deliveries"
 		cfg.TTL = DeliveredTTL

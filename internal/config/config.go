@@ -20,6 +20,7 @@ type Config struct {
 	Log         Log          `yaml:"log"`
 	Poll        Poll         `yaml:"poll"`
 	Feeds       []Feed       `yaml:"feeds"`
+	WebSub      WebSub       `yaml:"websub"`
 	OPML        []string     `yaml:"opml"`
 	Topics      topics.Set   `yaml:"topics"`
 	SMTP        SMTP         `yaml:"smtp"`
@@ -86,6 +87,35 @@ type Feed struct {
 	URL      string   `yaml:"url"`
 	Interval Duration `yaml:"interval"`
 	Title    string   `yaml:"title"`
+	// WebSub switches push on or off for this feed (default websub.enabled).
+	WebSub *bool `yaml:"websub"`
+	// Hub is a WebSub hub to subscribe at although the feed names none.
+	Hub string `yaml:"hub"`
+}
+
+// WebSub configures the WebSub subscriber: feeds whose hubs push new items
+// are subscribed to, and polled only every PollInterval while the push
+// subscription is active.
+type WebSub struct {
+	Enabled bool `yaml:"enabled"`
+	// Listen is the address of the callback server.
+	Listen string `yaml:"listen"`
+	// CallbackURL is the public base URL that reaches Listen; each
+	// subscription gets a path of its own below it.
+	CallbackURL string `yaml:"callback_url"`
+	// Lease is the hub.lease_seconds asked for.
+	Lease Duration `yaml:"lease"`
+	// PollInterval is the safety poll of a feed while push is active.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Push reports whether f is to be subscribed to by WebSub: its own websub
+// setting, else websub.enabled.
+func (w WebSub) Push(f Feed) bool {
+	if f.WebSub != nil {
+		return *f.WebSub
+	}
+	return w.Enabled
 }
 
 // SMTP is the mail server used by email receivers.

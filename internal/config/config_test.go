@@ -106,6 +106,16 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad duration", "poll:\n  interval: soon\n", nil, "poll.interval"},
 		{"too short interval", "poll:\n  interval: 10ms\n", nil, "poll.interval: must be at least 1s"},
 		{"bad int", "poll:\n  workers: many\n", nil, "poll.workers: invalid value"},
+		{"websub without callback", "websub:\n  enabled: true\n", nil, "websub.callback_url: missing"},
+		{"feed push without callback", "feeds:\n  - url: https://a.example/x\n    websub: true\n", nil, "websub.callback_url: missing"},
+		{"relative callback", "websub:\n  enabled: true\n  callback_url: /websub\n", nil, "websub.callback_url: invalid URL"},
+		{"callback scheme", "websub:\n  callback_url: ftp://x.example/websub\n", nil, "websub.callback_url: invalid URL"},
+		{"callback query", "websub:\n  callback_url: https://x.example/websub?a=1\n", nil, "websub.callback_url: invalid URL"},
+		{"websub listen", "websub:\n  enabled: true\n  callback_url: https://x.example/w\n  listen: nowhere\n", nil, "websub.listen: want host:port"},
+		{"websub lease", "websub:\n  lease: 0s\n", nil, "websub.lease: must be between 1s and 8760h"},
+		{"websub poll interval", "websub:\n  poll_interval: 10ms\n", nil, "websub.poll_interval: must be at least 1s"},
+		{"websub unknown key", "websub:\n  callback: x\n", nil, "websub.callback: unknown key"},
+		{"feed hub", "feeds:\n  - url: https://a.example/x\n    hub: pubsubhubbub\n", nil, "feeds[0].hub: invalid URL"},
 		{"zero workers", "poll:\n  workers: 0\n", nil, "poll.workers"},
 		{"bad replicas", "nats:\n  replicas: 2\n", nil, "nats.replicas: must be 1 or 3"},
 		{"bad cidr", "poll:\n  allow_networks: [10.0.0.0/33]\n", nil, "poll.allow_networks[0]"},
@@ -151,6 +161,38 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestWebSub(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(`
+websub:
+  callback_url: https://feedmon.example.org/websub
+  lease: 48h
+feeds:
+  - url: https://a.example/x
+  - url: https://b.example/y
+    websub: true
+    hub: https://pubsubhubbub.appspot.com/
+  - url: https://c.example/z
+    websub: false
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.WebSub
+	if w.Enabled || w.Listen != "127.0.0.1:9466" || w.Lease.D() != 48*time.Hour || w.PollInterval.D() != time.Hour {
+		t.Errorf("websub = %+v", w)
+	}
+	for i, want := range []bool{false, true, false} {
+		if got := w.Push(cfg.Feeds[i]); got != want {
+			t.Errorf("feeds[%d]: push %v, want %v", i, got, want)
+		}
+	}
+	w.Enabled = true
+	if !w.Push(cfg.Feeds[0]) || w.Push(cfg.Feeds[2]) {
+		t.Error("websub.enabled is not the default of feeds without their own setting")
 	}
 }
 

@@ -23,6 +23,9 @@ const (
 	DefaultSMTPPort      = 587
 	DefaultSubscriber    = "console"
 	DefaultFeedsOutItems = 100
+	DefaultWebSubListen  = "127.0.0.1:9466"
+	DefaultWebSubLease   = 240 * time.Hour
+	DefaultWebSubPoll    = time.Hour
 )
 
 // BuiltinFeeds are real, currently published feeds on defense, trade and
@@ -73,6 +76,11 @@ func base() *Config {
 		},
 		SMTP:     SMTP{Port: DefaultSMTPPort, TLS: "starttls"},
 		FeedsOut: FeedsOut{MaxItems: DefaultFeedsOutItems},
+		WebSub: WebSub{
+			Listen:       DefaultWebSubListen,
+			Lease:        Duration(DefaultWebSubLease),
+			PollInterval: Duration(DefaultWebSubPoll),
+		},
 		Notify: Notify{
 			MaxAttempts: DefaultMaxAttempts,
 			MaxAge:      Duration(DefaultMaxAge),

@@ -21,7 +21,7 @@ const (
 // everywhere until it is given an owner.
 func readers(key string) []string {
 	switch section(key) {
-	case "poll", "feeds", "opml":
+	case "poll", "feeds", "opml", "websub":
 		return []string{Poller}
 	case "topics", "stories":
 		return []string{Classifier}

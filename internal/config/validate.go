@@ -163,7 +163,13 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		if f.Interval != 0 && f.Interval.D() < time.Second {
 			add(key+".interval", "must be at least 1s, got %s", f.Interval.D())
 		}
+		if f.Hub != "" {
+			if err := checkHTTPURL(f.Hub); err != nil {
+				add(key+".hub", "%v", err)
+			}
+		}
 	}
+	validateWebSub(cfg, add)
 	for i, f := range cfg.OPML {
 		if f == "" {
 			add(fmt.Sprintf("opml[%d]", i), "empty path")
@@ -311,6 +317,46 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		errs = append(errs, &Error{Key: u.key, Msg: fmt.Sprintf("environment variable %s is not set", u.name), unset: true})
 	}
 	return errors.Join(errs...)
+}
+
+// validateWebSub checks websub.* and whether any feed needs it set up.
+func validateWebSub(cfg *Config, add func(key, format string, args ...any)) {
+	w := cfg.WebSub
+	push := w.Enabled
+	for _, f := range cfg.Feeds {
+		push = push || w.Push(f)
+	}
+	if l := w.Lease.D(); l < time.Second || l > 365*24*time.Hour {
+		add("websub.lease", "must be between 1s and 8760h, got %s", l)
+	}
+	if w.PollInterval.D() < time.Second {
+		add("websub.poll_interval", "must be at least 1s, got %s", w.PollInterval.D())
+	}
+	if w.CallbackURL == "" {
+		if push {
+			add("websub.callback_url", "missing: push is on (websub.enabled or a feed's websub: true) and hubs need a public URL that reaches websub.listen")
+		}
+	} else if err := checkCallbackURL(w.CallbackURL); err != nil {
+		add("websub.callback_url", "%v", err)
+	}
+	if push || w.Listen != DefaultWebSubListen {
+		if err := checkHostPort(w.Listen); err != nil {
+			add("websub.listen", "%v", err)
+		}
+	}
+}
+
+// checkCallbackURL wants an absolute http(s) URL without query or
+// fragment: feedmon appends a path of its own per subscription.
+func checkCallbackURL(s string) error {
+	if err := checkHTTPURL(s); err != nil {
+		return err
+	}
+	u, _ := url.Parse(s)
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("invalid URL %q: no query or fragment (feedmon appends a path per subscription)", s)
+	}
+	return nil
 }
 
 var langRe = regexp.MustCompile(`^[a-zA-Z]{2,3}$`)

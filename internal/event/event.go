@@ -95,6 +95,7 @@ const (
 	BucketSeen      = "feedmon_seen"
 	BucketDelivered = "feedmon_delivered"
 	BucketLeases    = "feedmon_leases"
+	BucketWebSub    = "feedmon_websub"
 )
 
 // ItemsSubject is where the poller publishes a new item of the feed at feedURL.

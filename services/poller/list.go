@@ -17,6 +17,7 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/services/poller/websub"
 )
 
 // ListFeeds writes every feed's state, as the pollers recorded it in KV,
@@ -41,9 +42,17 @@ func listFeeds(ctx context.Context, b *bus.Bus, w io.Writer, now time.Time) erro
 	for _, sd := range slow {
 		slowed[sd.Host] = true
 	}
+	wkv, err := b.KV(ctx, event.BucketWebSub)
+	if err != nil {
+		return fmt.Errorf("poller: list feeds: %w", err)
+	}
+	subs, err := websub.LoadAll(ctx, wkv)
+	if err != nil {
+		return err
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FEED\tSTATE\tLAST FETCH\tNEXT DUE\tITEMS\tPUBLISHED\tPOLLER\tERROR")
+	fmt.Fprintln(tw, "FEED\tSTATE\tLAST FETCH\tNEXT DUE\tITEMS\tPUBLISHED\tPOLLER\tPUSH\tERROR")
 	for _, st := range states {
 		state := st.State
 		if st.State == stateError && !st.BackoffUntil.IsZero() {
@@ -56,9 +65,10 @@ func listFeeds(ctx context.Context, b *bus.Bus, w io.Writer, now time.Time) erro
 		if poller == "" {
 			poller = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
 			config.Redact(st.URL), state, fmtTime(st.LastFetch), fmtTime(st.NextDue),
-			st.ItemsSeen, strconv.FormatInt(st.Published, 10), poller, oneLine(st.Error))
+			st.ItemsSeen, strconv.FormatInt(st.Published, 10), poller,
+			oneLine(config.Redact(websub.Describe(subs[st.URL], now))), oneLine(st.Error))
 	}
 	if len(slow) > 0 {
 		fmt.Fprintln(tw)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/internal/version"
+	"github.com/feedmon/feedmon/services/poller/websub"
 )
 
 const (
@@ -93,6 +95,17 @@ type Service struct {
 	hosts  *hostLimiter
 	gate   *requestGate
 
+	// WebSub (push.go): the manager exists once KV is open, when
+	// websub.callback_url is set.
+	websub   config.WebSub
+	push     *websub.Manager
+	pushLn   net.Listener
+	pushMet  *websub.Metrics
+	pushOpts func(*websub.Options)
+	soonMu   sync.Mutex
+	soon     map[string]bool
+	nudge    chan struct{}
+
 	mu      sync.Mutex
 	feeds   []config.Feed
 	running bool
@@ -140,6 +153,8 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		publishTimeout: publishTimeout,
 		reload:         make(chan struct{}, 1),
 		hosts:          newHostLimiter(defaultHostPolicy()),
+		nudge:          make(chan struct{}, 1),
+		websub:         cfg.WebSub,
 	}
 	if s.userAgent == "" {
 		s.userAgent = version.UserAgent()
@@ -165,11 +180,15 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		s.id = defaultPollerID()
 	}
 	s.met = newMetrics(reg)
+	s.pushMet = websub.NewMetrics(reg)
 	feeds, err := feedList(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.feeds = feeds
+	if err := s.listenPush(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -199,6 +218,9 @@ func (s *Service) Reload(cfg *config.Config) error {
 	}
 	s.mu.Lock()
 	s.feeds = feeds
+	if s.push != nil {
+		s.push.SetFeeds(feeds)
+	}
 	s.mu.Unlock()
 	select {
 	case s.reload <- struct{}{}:
@@ -255,6 +277,17 @@ func (s *Service) Run(ctx context.Context) error {
 	s.ready.Store(true)
 	s.log.Info("poller started", "poller_id", s.id, "workers", s.poll.Workers, "per_host", s.poll.PerHost)
 
+	var pushDone chan struct{}
+	if s.push != nil {
+		pushDone = make(chan struct{})
+		go func() {
+			defer close(pushDone)
+			if err := s.push.Run(ctx); err != nil {
+				s.log.Error("websub stopped", "err", err)
+			}
+		}()
+	}
+
 	// Fetches run on a context that outlives ctx by the grace period, so
 	// a fetch in flight at shutdown can publish what it got.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -266,6 +299,9 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stopGrace()
 
 	feeds := s.loop(ctx, workCtx)
+	if pushDone != nil {
+		<-pushDone
+	}
 
 	// Hand our feeds to other pollers at once rather than at lease expiry.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -295,6 +331,9 @@ func (s *Service) open(ctx context.Context) error {
 		return err
 	}
 	feeds, seen, leases := kvs[0], kvs[1], kvs[2]
+	if err := s.openPush(ctx); err != nil {
+		return err
+	}
 	s.store = &store{feeds: feeds, seen: seen}
 	s.leases = &leaser{kv: leases, id: s.id}
 	return nil

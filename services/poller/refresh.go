@@ -7,12 +7,14 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/mmcdole/gofeed"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/htmltext"
 	"github.com/feedmon/feedmon/internal/telemetry"
+	"github.com/feedmon/feedmon/services/poller/websub"
 )
 
 // pollFeed runs one poll of f: lease, fetch, publish, state, schedule.
@@ -33,6 +35,9 @@ func (s *Service) pollFeed(ctx context.Context, f *feed) {
 		// Another poller has it. Look again at its expiry, or after an
 		// interval in case it releases the lease early.
 		f.loaded = false
+		if s.push != nil {
+			s.push.Disown(f.url)
+		}
 		if held != nil && held.Expires.Before(retry) {
 			retry = later(held.Expires, now)
 		}
@@ -66,6 +71,9 @@ func (s *Service) pollFeed(ctx context.Context, f *feed) {
 	s.met.fetchDuration.WithLabelValues(out.result).Observe(time.Since(start).Seconds())
 	s.m.PollRequests.WithLabelValues(out.result).Inc()
 	s.record(ctx, f, now, out)
+	if s.push != nil {
+		s.push.Polled(f.url, out.disc)
+	}
 
 	// Keep the lease a good while past the next poll, renewing about every
 	// other poll rather than on each one.
@@ -101,6 +109,8 @@ type outcome struct {
 	// ours is set when the feed was fine but publishing or recording
 	// its items failed.
 	ours bool
+	// disc is what the body said about WebSub (nil: push off, no body).
+	disc *websub.Discovery
 }
 
 // refresh is the whole refresh flow of one feed: conditional GET, the
@@ -114,7 +124,10 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 		return fail(err)
 	}
 	rb := &requestBuilder{client: s.client, userAgent: s.userAgent}
-	resp, err := rb.withCache(f.state.ETag, f.state.LastModified).execute(ctx, f.url)
+	if s.push == nil || !s.push.NeedsDiscovery(f.url) {
+		rb.withCache(f.state.ETag, f.state.LastModified)
+	}
+	resp, err := rb.execute(ctx, f.url)
 	if err != nil {
 		if errors.Is(err, ErrForbiddenAddress) {
 			s.met.refused.Inc()
@@ -142,16 +155,14 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 		return fail(err)
 	}
 	s.met.bytes.Add(float64(len(body)))
-	parsed, recs, err := parseFeed(body, resp.ContentType())
-	s.met.recovered(recs)
+	disc := s.discover(resp, body, f.url)
+	parsed, entries, err := s.parseBody(body, resp.ContentType(), f.url, f.title, resp.EffectiveURL(), now)
 	if err != nil {
-		return fail(err)
+		out := fail(err)
+		out.disc = disc
+		return out
 	}
 	h.feedTTL = feedTTL(parsed)
-
-	base, _ := url.Parse(resp.EffectiveURL())
-	n := normalizer{feedURL: f.url, feedTitle: f.title, base: base, now: now, maxItems: s.poll.MaxItems}
-	entries := n.items(parsed)
 	s.met.itemsPerFetch.Observe(float64(len(entries)))
 
 	// Publishing has its own budget: a fetch that used most of
@@ -167,11 +178,26 @@ func (s *Service) refresh(parent context.Context, f *feed, now time.Time) outcom
 		title:     htmltext.ToText(parsed.Title),
 		items:     len(entries),
 		published: published,
+		disc:      disc,
 	}
 	if err != nil {
 		out.result, out.err, out.ours = telemetry.PollError, err, true
 	}
 	return out
+}
+
+// parseBody is the parse entry point of a feed body, polled or pushed:
+// charset handling and recovery (counted), parse, normalise into items
+// with their ids.
+func (s *Service) parseBody(body []byte, contentType, feedURL, feedTitle, baseURL string, now time.Time) (*gofeed.Feed, []entry, error) {
+	parsed, recs, err := parseFeed(body, contentType)
+	s.met.recovered(recs)
+	if err != nil {
+		return nil, nil, err
+	}
+	base, _ := url.Parse(baseURL)
+	n := normalizer{feedURL: feedURL, feedTitle: feedTitle, base: base, now: now, maxItems: s.poll.MaxItems}
+	return parsed, n.items(parsed), nil
 }
 
 // publish publishes entries (oldest first) and returns which ones made it.
@@ -243,14 +269,15 @@ func (s *Service) publishNew(ctx context.Context, feedURL string, entries []entr
 		fresh = append(fresh, e)
 	}
 	published, pubErr := s.publish(ctx, subject, fresh)
-	limit := max(2*len(entries), minSeen)
-	next := seen.rebuild(entries, published, min(limit, max(2*s.poll.MaxItems, minSeen)))
+	limit := min(max(2*len(entries), minSeen), max(2*s.poll.MaxItems, minSeen))
+	next := seen.rebuild(entries, published, limit)
+	next.rev = seen.rev
 	if len(published) > 0 || !equalStrings(next.IDs, seen.IDs) {
 		// What went out must be recorded even if ctx ran out while
 		// publishing; a short grace of its own keeps shutdown bounded.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if err := s.store.saveSeen(sctx, feedURL, next); err != nil {
+		if err := s.store.saveSeen(sctx, feedURL, next, limit); err != nil {
 			return len(published), errors.Join(pubErr, err)
 		}
 	}
@@ -314,7 +341,7 @@ func (s *Service) record(ctx context.Context, f *feed, now time.Time, out outcom
 		out.hints.feedTTL = st.TTL
 		st.Published += int64(out.published)
 	}
-	delay := nextDelay(f.interval, s.poll.MaxBackoff.D(), st.Failures, out.hints, now.Sub(st.LastChange), s.rnd)
+	delay := nextDelay(s.pollInterval(f), s.poll.MaxBackoff.D(), st.Failures, out.hints, now.Sub(st.LastChange), s.rnd)
 	if !f.phased && st.Failures == 0 {
 		// The first polls after start-up all fall within a few seconds;
 		// spread the next one over a whole interval so that feeds do not

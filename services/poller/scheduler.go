@@ -277,6 +277,8 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 			}
 		case <-s.reload:
 			apply()
+		case <-s.nudge:
+			s.pullForward(&due, feeds)
 		case <-timer.C:
 		}
 	}

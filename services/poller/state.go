@@ -56,6 +56,10 @@ type seenSet struct {
 
 	ids  map[string]struct{}
 	alts map[string]struct{}
+	// rev is the KV revision the set was read at (0: none stored), so that
+	// two writers (a poll and a push, or two replicas) never overwrite
+	// each other's additions.
+	rev uint64
 }
 
 func (s *seenSet) index() {
@@ -126,6 +130,25 @@ func (s *seenSet) rebuild(current []entry, published map[string]bool, limit int)
 	return out
 }
 
+// merge adds to s the ids and alts of other it lacks (another writer's
+// additions), after its own, cut at limit.
+func (s *seenSet) merge(other *seenSet, limit int) {
+	add := func(dst []string, have map[string]struct{}, src []string) []string {
+		for _, v := range src {
+			if len(dst) >= limit {
+				break
+			}
+			if _, ok := have[v]; !ok {
+				have[v] = struct{}{}
+				dst = append(dst, v)
+			}
+		}
+		return dst
+	}
+	s.IDs = add(s.IDs, s.ids, other.IDs)
+	s.Alts = add(s.Alts, s.alts, other.Alts)
+}
+
 // store is the poller's view of its KV buckets.
 type store struct {
 	feeds jetstream.KeyValue
@@ -177,13 +200,42 @@ func (s *store) loadSeen(ctx context.Context, feedURL string) (*seenSet, error) 
 		if err := json.Unmarshal(e.Value(), set); err != nil {
 			return nil, fmt.Errorf("poller: decode seen set: %w", err)
 		}
+		set.rev = e.Revision()
 	}
 	set.index()
 	return set, nil
 }
 
-func (s *store) saveSeen(ctx context.Context, feedURL string, set *seenSet) error {
-	return putJSON(ctx, s.seen, feedKey(feedURL), set, "seen set")
+// saveSeen stores set by compare-and-set on the revision it was read at.
+// When another writer got there first, their additions are merged in and
+// the write is tried again, so an item published by a push while a poll
+// of the same feed ran is remembered by both.
+func (s *store) saveSeen(ctx context.Context, feedURL string, set *seenSet, limit int) error {
+	key := feedKey(feedURL)
+	for range 5 {
+		data, err := json.Marshal(set)
+		if err != nil {
+			return fmt.Errorf("poller: encode seen set: %w", err)
+		}
+		if set.rev == 0 {
+			_, err = s.seen.Create(ctx, key, data)
+		} else {
+			_, err = s.seen.Update(ctx, key, data, set.rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("poller: save seen set: %w", err)
+		}
+		cur, err := s.loadSeen(ctx, feedURL)
+		if err != nil {
+			return err
+		}
+		set.merge(cur, limit)
+		set.rev = cur.rev
+	}
+	return errors.New("poller: save seen set: too many concurrent writers")
 }
 
 // slowdownPrefix starts the keys of host slow-downs in event.BucketFeeds.
