@@ -226,7 +226,7 @@ func TestPushPollInterval(t *testing.T) {
 	if err := ListFeeds(context.Background(), h.bus, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "failed: websub: hub not answering") {
+	if !strings.Contains(out.String(), "failed: websub: hub") {
 		t.Errorf("feeds table does not show the failure:\n%s", out.String())
 	}
 }
