@@ -63,4 +63,12 @@
 //     to well within an interval.
 //   - State writes: an unchanged 304 writes its feed state to KV at most
 //     every 10s, so steady polling does not cost a KV write per request.
+//   - WebSub (push.go, package websub): with websub.callback_url set, the
+//     poller holding a feed's lease subscribes it at the hub the fetch
+//     discovered (or the feed's hub:), and polls it only every
+//     websub.poll_interval while the subscription is active; when push
+//     stops, the feed is polled at once. Pushed bodies go through
+//     parseBody and publishNew like a poll's. The seen-set is written by
+//     compare-and-set, merging another writer's ids on a conflict, so a
+//     push and a poll of one feed never lose each other's items.
 package poller
