@@ -347,3 +347,85 @@ func TestPushReloadUnsubscribes(t *testing.T) {
 		t.Errorf("feeds table after the reload:\n%s", table.String())
 	}
 }
+
+// TestWebSubMetricsFromStart: the contract's WebSub series exist from
+// start-up, with every label value, even with push not configured.
+func TestWebSubMetricsFromStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil, testConfig("https://example.org/feed.xml"))
+	if h.svc.WebSubAddr() != "" {
+		t.Errorf("callback server listening without websub.callback_url: %s", h.svc.WebSubAddr())
+	}
+	want := map[string]int{"feedmon_websub_subscriptions": 3, "feedmon_websub_notifications_total": 4}
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if n, ok := want[mf.GetName()]; ok {
+			if len(mf.GetMetric()) != n {
+				t.Errorf("%s: %d series, want %d", mf.GetName(), len(mf.GetMetric()), n)
+			}
+			delete(want, mf.GetName())
+		}
+	}
+	for name := range want {
+		t.Errorf("%s not registered at start-up", name)
+	}
+}
+
+// TestPushDiscoverySources: a feed is subscribed whether it advertises its
+// hub by Link header, by atom:link in RSS or by link in Atom, or names
+// none and has hub: in the config.
+func TestPushDiscoverySources(t *testing.T) {
+	t.Parallel()
+	rss := `<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>r</title>%s<item><title>a</title><guid>a</guid></item></channel></rss>`
+	atom := `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>a</title><id>urn:a</id><updated>2026-11-26T12:00:00Z</updated>%s<entry><title>a</title><id>urn:a:1</id><updated>2026-11-26T12:00:00Z</updated></entry></feed>`
+	tests := []struct {
+		name      string
+		serve     func(hub string) http.HandlerFunc
+		configHub bool
+	}{
+		{"link header", func(hub string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="hub"`, hub))
+				fmt.Fprintf(w, rss, "")
+			}
+		}, false},
+		{"atom:link in RSS", func(hub string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, rss, fmt.Sprintf(`<atom:link rel="hub" href="%s"/>`, hub))
+			}
+		}, false},
+		{"link in Atom", func(hub string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/atom+xml")
+				fmt.Fprintf(w, atom, fmt.Sprintf(`<link rel="hub" href="%s"/>`, hub))
+			}
+		}, false},
+		{"hub in the config", func(string) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, rss, "") }
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hub := hubtest.New()
+			t.Cleanup(hub.Close)
+			feed := newFeedServer(t, tt.serve(hub.URL()))
+			proxy := newCallbackProxy(t)
+			cfg := pushConfig(proxy.URL, 10*time.Minute, feed.URL)
+			if tt.configHub {
+				cfg.WebSub.Enabled = false
+				on := true
+				cfg.Feeds[0].WebSub, cfg.Feeds[0].Hub = &on, hub.URL()
+			}
+			startPushPoller(t, nil, proxy, cfg)
+			waitActive(t, hub, feed.URL)
+			r := hub.Requests()[0]
+			if len(r.Secret) == 0 || len(r.Secret) >= 200 {
+				t.Errorf("secret of %d bytes", len(r.Secret))
+			}
+		})
+	}
+}

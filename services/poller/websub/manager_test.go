@@ -226,6 +226,18 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
+// TestSubscribeSyncVerification: a hub that verifies before it even
+// answers the subscription request finds the subscription pending.
+func TestSubscribeSyncVerification(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.hub.SetSyncVerify(true)
+	e.active()
+	if v := e.hub.Verifications(); len(v) != 1 || !v[0].OK {
+		t.Errorf("verifications = %+v", v)
+	}
+}
+
 // TestContent covers websub.rocks 300-302 and the signature algorithms:
 // signed content is taken, a wrong or missing signature is dropped with a
 // 2xx, an empty body means fetch now, and strangers get 404.

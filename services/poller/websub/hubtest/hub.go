@@ -55,6 +55,9 @@ type Hub struct {
 	// grant, when set, is the lease granted whatever was asked.
 	grant time.Duration
 	algo  string
+	// sync verifies before answering the subscription request, as some
+	// hubs do.
+	sync bool
 	// redirects maps a hub path to where it redirects, with its status.
 	redirects map[string]redirect
 	requests  []Request
@@ -85,6 +88,10 @@ func (h *Hub) SetStatus(status int) { h.mu.Lock(); h.status = status; h.mu.Unloc
 
 // SetAlgorithm chooses the signature algorithm: sha1, sha256, sha384, sha512.
 func (h *Hub) SetAlgorithm(a string) { h.mu.Lock(); h.algo = a; h.mu.Unlock() }
+
+// SetSyncVerify makes the hub verify intent before it answers the
+// subscription request, rather than after.
+func (h *Hub) SetSyncVerify(on bool) { h.mu.Lock(); h.sync = on; h.mu.Unlock() }
 
 // GrantLease makes the hub grant d whatever the subscriber asks.
 func (h *Hub) GrantLease(d time.Duration) { h.mu.Lock(); h.grant = d; h.mu.Unlock() }
@@ -130,6 +137,7 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 	rd, redirected := h.redirects[r.URL.Path]
 	status := h.status
 	grant := h.grant
+	sync := h.sync
 	h.mu.Unlock()
 	if redirected {
 		http.Redirect(w, r, rd.to, rd.status)
@@ -160,13 +168,16 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	w.WriteHeader(status)
-	if status/100 != 2 {
-		return
-	}
 	lease := time.Duration(req.Lease) * time.Second
 	if grant > 0 {
 		lease = grant
+	}
+	if sync && status/100 == 2 {
+		h.verify(req, lease)
+	}
+	w.WriteHeader(status)
+	if status/100 != 2 || sync {
+		return
 	}
 	go h.verify(req, lease)
 }
