@@ -33,9 +33,16 @@ var stories = []struct{ title, text string }{
 // Link header.
 type storyFeed struct {
 	*httptest.Server
-	hub string
-	mu  sync.Mutex
-	n   int
+	hub  string
+	mu   sync.Mutex
+	n    int
+	reqs int
+}
+
+func (f *storyFeed) requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reqs
 }
 
 func (f *storyFeed) URL() string { return f.Server.URL + "/feed.xml" }
@@ -63,7 +70,8 @@ func (f *storyFeed) body() []byte {
 // 10m, a story published and pinged reaches the signed webhook within 3 s
 // (p50 under 2 s), by fat ping (the feed in the body) and by light ping
 // (an empty body: fetch now); bad and missing signatures publish nothing;
-// a verification for a topic never asked for gets 404; no item twice.
+// a verification for a topic never asked for gets 404; no item twice;
+// when the hub dies, the feed is polled again.
 func TestWebSubFreshness(t *testing.T) {
 	skipShort(t)
 	t.Parallel()
@@ -71,6 +79,9 @@ func TestWebSubFreshness(t *testing.T) {
 	t.Cleanup(hub.Close)
 	feed := &storyFeed{hub: hub.URL()}
 	feed.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		feed.mu.Lock()
+		feed.reqs++
+		feed.mu.Unlock()
 		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="hub", <%s>; rel="self"`, feed.hub, feed.URL()))
 		w.Header().Set("Content-Type", "application/rss+xml; charset=utf-8")
 		w.Write(feed.body())
@@ -160,6 +171,15 @@ subscribers:
 			t.Error("webhook signature does not verify")
 		}
 	}
+
+	// The hub dies: the feed is polled again at once, not 10 minutes on.
+	polls := feed.requests()
+	hub.Close()
+	bustest.Eventually(t, 60*time.Second, func() bool { return feed.requests() > polls }, "feed not polled after the hub died")
+	if m := httpBody(metrics); !strings.Contains(m, `feedmon_websub_subscriptions{state="failed"} 1`) {
+		t.Errorf("after the hub died:\n%s", grep(m, "feedmon_websub_subscriptions"))
+	}
+
 	if code, took := p.stop(t); code != 0 || took > 10*time.Second {
 		t.Errorf("exit %d after %s", code, took)
 	}

@@ -28,6 +28,8 @@ const (
 	// hubStrikes: probes in a row a hub must fail before its
 	// subscriptions count as gone (one lost packet is not a dead hub).
 	hubStrikes = 2
+	// hubRecheck is how soon a hub that failed a probe is asked again.
+	hubRecheck = 5 * time.Second
 	// maxActions bounds hub requests in flight.
 	maxActions = 8
 )
@@ -654,6 +656,9 @@ func (m *Manager) checkHub(ctx context.Context, hub string, now time.Time) {
 			return
 		}
 		h.strikes++
+		// Confirm soon rather than a whole period later: a dead hub
+		// should cost its feeds seconds of polling, not a minute.
+		h.next = m.now().Add(min(m.hubCheck, hubRecheck))
 		gone := h.strikes >= hubStrikes
 		var feeds []*Record
 		if gone {
