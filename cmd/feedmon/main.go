@@ -310,6 +310,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "config ok (%s): %d feeds, %d OPML files, %d topics, %d subscribers\n",
 		src, len(cfg.Feeds), len(cfg.OPML), len(cfg.TopicSet), len(cfg.Subscribers))
+	fmt.Fprintln(stdout, cfg.Retention.Summary())
 	return nil
 }
 

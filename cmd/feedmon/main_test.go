@@ -43,6 +43,8 @@ func TestBrokenConfigsExit2NamingTheKey(t *testing.T) {
 		{"bad CIDR", "poll:\n  allow_networks: [localhost]\n", "poll.allow_networks[0]", false},
 		{"bad story window", "stories:\n  window: 1m\n", "stories.window", true},
 		{"bad topic rule", "topics:\n  Weather: {terms: [rain]}\n", "topics.Weather", true},
+		{"bad size", "retention:\n  items: {max_bytes: 2G}\n", "retention.items.max_bytes", true},
+		{"short max_age", "retention:\n  dead: {max_age: 5m}\n", "retention.dead.max_age", true},
 		{"not YAML", "feeds: [\n", "invalid YAML", true},
 	}
 	for _, tt := range tests {
@@ -97,6 +99,13 @@ func TestCheckAndVersion(t *testing.T) {
 	code, out, stderr := runCmd(t, "", "check")
 	if code != 0 || !strings.Contains(out, "config ok") {
 		t.Fatalf("check defaults: exit %d, out %q, err %q", code, out, stderr)
+	}
+	if !strings.Contains(out, "retention: items 168h, classified 168h, alerts 168h, dead 720h;") {
+		t.Errorf("check does not say the retention: %q", out)
+	}
+	path := writeFile(t, "retention: {items: {max_age: 48h, max_bytes: 2GB}}\n")
+	if code, out, _ = runCmd(t, "", "check", "-config", path); code != 0 || !strings.Contains(out, "items 48h 2GB") || !strings.Contains(out, "sizes of classified, alerts, dead derived") {
+		t.Errorf("check with retention: exit %d, out %q", code, out)
 	}
 	code, out, _ = runCmd(t, "", "version")
 	if code != 0 || !strings.HasPrefix(out, "feedmon ") {

@@ -7,6 +7,7 @@
 package k8s_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,12 +16,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/event"
 )
 
 // Image is the image reference the manifests run unless the kustomization
@@ -356,4 +362,78 @@ func TestScraping(t *testing.T) {
 			t.Errorf("%s: -metrics-listen %q, but Prometheus scrapes port %d", svc, listen, port)
 		}
 	}
+}
+
+// TestRetentionFitsNATSNodes creates feedmon's streams and buckets, as the
+// ConfigMap sizes them, on a nats-server with the JetStream storage that
+// nats-values.yaml gives each node. With replicas 3 every node holds a copy
+// of everything, so one node of that size must take all of it.
+func TestRetentionFitsNATSNodes(t *testing.T) {
+	t.Parallel()
+	var values struct {
+		Config struct {
+			JetStream struct {
+				FileStore struct {
+					MaxSize string `yaml:"maxSize"`
+					PVC     struct {
+						Size string `yaml:"size"`
+					} `yaml:"pvc"`
+				} `yaml:"fileStore"`
+			} `yaml:"jetstream"`
+		} `yaml:"config"`
+	}
+	load(t, "nats-values.yaml", &values)
+	fs := values.Config.JetStream.FileStore
+	maxSize, pvc := quantity(t, fs.MaxSize), quantity(t, fs.PVC.Size)
+	if maxSize > pvc {
+		t.Errorf("maxSize %s is larger than the volume %s", fs.MaxSize, fs.PVC.Size)
+	}
+
+	node := bustest.NewCluster(t, 1, func(o *server.Options) { o.JetStreamMaxStore = maxSize })
+	// The poller, which needs no Secret, sets up the same streams as every
+	// service.
+	cfg, err := config.ParseFor(configMapDoc(t), func(string) (string, bool) { return "", false }, config.Poller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.NATS
+	if n.Retention.Items.MaxBytes == 0 {
+		t.Fatal("the ConfigMap sets no retention.items.max_bytes: one node would hold 1 GB of feedmon and leave the rest unused")
+	}
+	n.URL, n.Replicas = node.URLs(), 1
+	b, err := bus.Connect(context.Background(), n, t.Name(), bustest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatalf("on a node with maxSize %s: %v", fs.MaxSize, err)
+	}
+	for _, bucket := range []string{event.BucketFeeds, event.BucketSeen, event.BucketLeases, event.BucketDelivered} {
+		if _, err := b.KV(ctx, bucket); err != nil {
+			t.Fatalf("on a node with maxSize %s: %v", fs.MaxSize, err)
+		}
+	}
+	s, err := b.JS.Stream(ctx, event.StreamItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxBytes; got != int64(n.Retention.Items.MaxBytes) {
+		t.Errorf("items stream capped at %d bytes, the ConfigMap says %s", got, n.Retention.Items.MaxBytes)
+	}
+}
+
+// quantity parses a Kubernetes quantity such as 10Gi or 500M.
+func quantity(t *testing.T, q string) int64 {
+	t.Helper()
+	units := map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "": 1}
+	num := strings.TrimRight(q, "KMGTikmgt")
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult, ok := units[q[len(num):]]
+	if err != nil || !ok {
+		t.Fatalf("quantity %q", q)
+	}
+	return n * mult
 }

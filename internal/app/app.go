@@ -171,6 +171,11 @@ func (m *Main) Start(ctx context.Context) error {
 	// is retried in the background and readiness waits for it.
 	var streamsReady atomic.Bool
 	m.Telemetry.AddReadiness("streams", func() error {
+		// A refusal by NATS (storage, streams) says what to change; it
+		// counts even once the streams exist, for a bucket or an update.
+		if err := b.SetupError(); err != nil {
+			return err
+		}
 		if !streamsReady.Load() {
 			return errors.New("streams not created yet")
 		}

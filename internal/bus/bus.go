@@ -24,15 +24,14 @@ import (
 	"github.com/feedmon/feedmon/internal/event"
 )
 
-// Retention of what feedmon keeps in NATS. The delivered log outlives the
-// streams it protects, so a redelivery inside a stream's retention is always
-// recognised as already sent.
+// What feedmon keeps in NATS, beyond what retention.* sets.
 const (
-	StreamMaxAge    = 7 * 24 * time.Hour
-	DeadMaxAge      = 30 * 24 * time.Hour
-	StreamMaxBytes  = 4 << 30
 	DuplicateWindow = 2 * time.Minute
-	DeliveredTTL    = 14 * 24 * time.Hour
+	// DeliveredTTL is the least time the delivered log keeps an entry; it
+	// keeps them longer when retention keeps a stream longer (see
+	// config.Retention.DeliveredTTL), so that it outlives the streams it
+	// protects.
+	DeliveredTTL = 14 * 24 * time.Hour
 	// setupTimeout bounds one attempt at creating a stream, bucket or
 	// consumer; Retry tries again. Creating is idempotent, and a clustered
 	// NATS can drop the reply when several services create one stream at
@@ -48,8 +47,10 @@ type Bus struct {
 	JS       jetstream.JetStream
 	Replicas int
 
-	log      *slog.Logger
-	embedded *server.Server
+	log       *slog.Logger
+	embedded  *server.Server
+	retention config.Retention
+	planner   planner
 }
 
 // ConnectOption changes how Connect connects.
@@ -73,9 +74,12 @@ func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger
 	for _, o := range opt {
 		o(&co)
 	}
-	b := &Bus{Replicas: cfg.Replicas, log: log}
+	b := &Bus{Replicas: cfg.Replicas, log: log, retention: cfg.Retention}
 	if b.Replicas == 0 {
 		b.Replicas = 1
+	}
+	if b.retention.IsZero() {
+		b.retention = config.DefaultRetention()
 	}
 	opts := []nats.Option{
 		nats.Name(name),
@@ -209,16 +213,26 @@ func (b *Bus) Close() {
 	}
 }
 
-// StreamConfig returns the configuration of one of feedmon's streams.
-func (b *Bus) StreamConfig(name string) (jetstream.StreamConfig, error) {
+// StreamConfig returns the configuration of one of feedmon's streams, as
+// retention sets it and with the byte cap planned for it (see retention.go).
+func (b *Bus) StreamConfig(ctx context.Context, name string) (jetstream.StreamConfig, error) {
+	if _, ok := retentionKeys[name]; !ok {
+		return jetstream.StreamConfig{}, fmt.Errorf("bus: unknown stream %q", name)
+	}
+	p, err := b.currentPlan(ctx)
+	if err != nil {
+		return jetstream.StreamConfig{}, err
+	}
+	ret := streamRetention(&b.retention, name)
 	cfg := jetstream.StreamConfig{
-		Name:       name,
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
+		Name:      name,
+		Storage:   jetstream.FileStorage,
+		Retention: jetstream.LimitsPolicy,
+		// Full, a stream drops its oldest messages rather than refuse new ones.
 		Discard:    jetstream.DiscardOld,
-		MaxAge:     StreamMaxAge,
-		MaxBytes:   StreamMaxBytes,
-		Duplicates: DuplicateWindow,
+		MaxAge:     ret.MaxAge.D(),
+		MaxBytes:   p.caps[name],
+		Duplicates: min(DuplicateWindow, ret.MaxAge.D()),
 		Replicas:   b.Replicas,
 	}
 	switch name {
@@ -234,25 +248,43 @@ func (b *Bus) StreamConfig(name string) (jetstream.StreamConfig, error) {
 	case event.StreamDead:
 		cfg.Subjects = []string{event.DeadAll}
 		cfg.Description = "feedmon: deliveries that failed for good"
-		cfg.MaxAge = DeadMaxAge
-	default:
-		return cfg, fmt.Errorf("bus: unknown stream %q", name)
 	}
 	return cfg, nil
 }
 
-// EnsureStream creates or updates one of feedmon's streams.
+// EnsureStream creates or updates one of feedmon's streams. A changed
+// retention updates the stream in place; a refusal for want of storage is
+// a *RefusedError, logged once.
 func (b *Bus) EnsureStream(ctx context.Context, name string) (jetstream.Stream, error) {
-	cfg, err := b.StreamConfig(name)
+	cfg, err := b.StreamConfig(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	return b.ensure(ctx, "stream "+name, cfg, func(ctx context.Context) (jetstream.Stream, error) {
+		return b.JS.CreateOrUpdateStream(ctx, cfg)
+	})
+}
+
+// ensure runs create for stream cfg (what names it in errors), reporting
+// a refusal once.
+func (b *Bus) ensure(ctx context.Context, what string, cfg jetstream.StreamConfig, create func(context.Context) (jetstream.Stream, error)) (jetstream.Stream, error) {
+	cctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	s, err := b.JS.CreateOrUpdateStream(ctx, cfg)
+	s, err := create(cctx)
 	if err != nil {
-		return nil, fmt.Errorf("bus: stream %s: %w", name, explainReplicas(err, b.Replicas))
+		b.planner.mu.Lock()
+		p := b.planner.plan
+		b.planner.mu.Unlock()
+		if p == nil {
+			p = &plan{}
+		}
+		if r := b.refused(ctx, cfg, *p, err); r != nil {
+			b.report(r)
+			return nil, r
+		}
+		return nil, fmt.Errorf("bus: %s: %w", what, explainReplicas(err, b.Replicas))
 	}
+	b.accepted(cfg.Name)
 	return s, nil
 }
 
@@ -266,7 +298,8 @@ func (b *Bus) EnsureStreams(ctx context.Context) error {
 	return nil
 }
 
-// KV opens (creating or updating) one of feedmon's KV buckets.
+// KV opens (creating or updating) one of feedmon's KV buckets, capped like
+// the streams.
 func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:   bucket,
@@ -285,15 +318,24 @@ func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 		cfg.Description = "feedmon: WebSub subscriptions (secrets, state, leases)"
 	case event.BucketDelivered:
 		cfg.Description = "feedmon: idempotency log of deliveries"
-		cfg.TTL = DeliveredTTL
+		cfg.TTL = max(DeliveredTTL, b.retention.DeliveredTTL())
 	default:
 		return nil, fmt.Errorf("bus: unknown bucket %q", bucket)
 	}
-	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	kv, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+	p, err := b.currentPlan(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bus: kv %s: %w", bucket, explainReplicas(err, b.Replicas))
+		return nil, err
+	}
+	cfg.MaxBytes = p.caps[kvStream(bucket)]
+	var kv jetstream.KeyValue
+	asked := jetstream.StreamConfig{Name: kvStream(bucket), MaxBytes: cfg.MaxBytes, Replicas: b.Replicas}
+	_, err = b.ensure(ctx, "kv "+bucket, asked, func(ctx context.Context) (jetstream.Stream, error) {
+		var err error
+		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		return nil, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return kv, nil
 }
@@ -323,7 +365,13 @@ func Retry(ctx context.Context, log *slog.Logger, what string, f func(context.Co
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if attempt == 1 || attempt%10 == 0 {
+		var refused *RefusedError
+		switch {
+		case errors.As(err, &refused):
+			// Reported once by the bus already; a retry changes nothing
+			// until the config or NATS does.
+			log.Debug("setup refused, retrying", "what", what, "attempt", attempt, "err", err)
+		case attempt == 1 || attempt%10 == 0:
 			log.Warn("setup failed, retrying", "what", what, "attempt", attempt, "err", err)
 		}
 		select {

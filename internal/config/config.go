@@ -27,6 +27,7 @@ type Config struct {
 	Notify      Notify       `yaml:"notify"`
 	Stories     Stories      `yaml:"stories"`
 	FeedsOut    FeedsOut     `yaml:"feeds_out"`
+	Retention   Retention    `yaml:"retention"`
 	Subscribers []Subscriber `yaml:"subscribers"`
 
 	// Path is the file the config was read from ("" for the built-in defaults).
@@ -51,6 +52,10 @@ type NATS struct {
 	Password  string `yaml:"password"`
 	// ConnectTimeout bounds the first connection attempt.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// Retention is the top-level retention section, copied here when the
+	// config is loaded: the bus is configured from NATS alone, and every
+	// process that sets up streams must set them up alike.
+	Retention Retention `yaml:"-"`
 }
 
 // Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.

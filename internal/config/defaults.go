@@ -81,6 +81,7 @@ func base() *Config {
 			Lease:        Duration(DefaultWebSubLease),
 			PollInterval: Duration(DefaultWebSubPoll),
 		},
+		Retention: DefaultRetention(),
 		Notify: Notify{
 			MaxAttempts: DefaultMaxAttempts,
 			MaxAge:      Duration(DefaultMaxAge),

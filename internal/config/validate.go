@@ -209,6 +209,13 @@ func finish(cfg *Config, unset []unsetVar, fromFile bool) error {
 		add("feeds_out.token", "must not contain spaces or control characters (it is sent in a URL or a header)")
 	}
 
+	// retention
+	cfg.Retention.validate(add)
+	if c, n := cfg.Retention.Classified.MaxAge.D(), cfg.Notify.MaxAge.D(); c >= MinStreamMaxAge && c < n {
+		add("retention.classified.max_age", "must be at least notify.max_age (%s): a delivery still being retried would lose its item", hours(n))
+	}
+	cfg.NATS.Retention = cfg.Retention
+
 	// subscribers
 	names := map[string]int{}
 	usesEmail := false

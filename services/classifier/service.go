@@ -57,8 +57,8 @@ type Option func(*Service)
 // WithStoryWindow sets how far apart in publication time two reports of
 // one story may be (default story.DefaultWindow, 48h). A restarted
 // classifier reloads the classified items of the last window, so past the
-// classified stream's retention (bus.StreamMaxAge) stories are forgotten
-// anyway.
+// classified stream's retention (retention.classified.max_age) stories are
+// forgotten anyway.
 func WithStoryWindow(d time.Duration) Option {
 	return func(s *Service) { s.storyOpts.Window = d }
 }

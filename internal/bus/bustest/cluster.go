@@ -22,9 +22,10 @@ type Cluster struct {
 
 // NewCluster starts n JetStream servers in one cluster and waits until
 // JetStream has a meta leader. With n == 1 it is a single standalone
-// server that can be stopped and restarted on its store. Stopped when the
-// test ends.
-func NewCluster(t testing.TB, n int) *Cluster {
+// server that can be stopped and restarted on its store. Each option
+// adjusts every node's options before it starts (JetStreamMaxStore, for
+// instance). Stopped when the test ends.
+func NewCluster(t testing.TB, n int, opts ...func(*server.Options)) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	clientPorts := freePorts(t, n)
@@ -51,6 +52,9 @@ func NewCluster(t testing.TB, n int) *Cluster {
 		}
 		if n == 1 {
 			o.Cluster, o.Routes = server.ClusterOpts{}, nil
+		}
+		for _, f := range opts {
+			f(o)
 		}
 		c.opts = append(c.opts, o)
 		c.Servers = append(c.Servers, nil)
@@ -138,4 +142,29 @@ func freePorts(t testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
+}
+
+// NewServerFromConfig starts one server from a nats-server config file
+// (accounts, users, JetStream limits), on a random loopback port with its
+// store in a temporary directory, and returns its client URL. Stopped when
+// the test ends.
+func NewServerFromConfig(t testing.TB, path string) string {
+	t.Helper()
+	o, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("bustest: %s: %v", path, err)
+	}
+	o.Host, o.Port = "127.0.0.1", -1
+	o.StoreDir = t.TempDir()
+	o.NoSigs, o.NoLog = true, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("bustest: %s: %v", path, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(20 * time.Second) {
+		t.Fatalf("bustest: server from %s did not start", path)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL()
 }
