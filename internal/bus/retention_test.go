@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -310,5 +311,49 @@ retention:
 	}
 	if sum := footprint(t, changed.JS); sum > 1<<30 {
 		t.Errorf("after the change feedmon reserves %s of 1GiB", config.ByteSize(sum))
+	}
+}
+
+// TestStoredItemSize measures what one item takes in the items stream,
+// the figure README's sizing notes rest on (about 0.8 KB with a 300
+// character summary, 2.5 KB at the 2,000-character maximum).
+func TestStoredItemSize(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := b.JS.Stream(ctx, event.StreamItems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ summary, most int }{{300, 900}, {2000, 2600}} {
+		now := time.Now().UTC().Format(time.RFC3339)
+		data, err := json.Marshal(&event.Item{
+			ID: strings.Repeat("i", 40), FeedURL: "https://www.example.org/news/world/rss.xml", FeedTitle: "Example World News",
+			Title: strings.Repeat("t", 90), Link: "https://www.example.org/news/world/2026/12/04/a-story-slug-of-the-usual-length",
+			Summary: strings.Repeat("s", tt.summary), Published: now, FetchedAt: now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 200
+		for i := range n {
+			if _, err := b.Publish(ctx, event.ItemsSubject("https://www.example.org/news/world/rss.xml"), fmt.Sprint(tt.summary, "-", i), data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := (after.State.Bytes - before.State.Bytes) / n
+		t.Logf("summary of %d characters: %d bytes of JSON, %d bytes stored a message", tt.summary, len(data), per)
+		if per > uint64(tt.most) {
+			t.Errorf("an item with a %d-character summary takes %d bytes, README says at most about %d", tt.summary, per, tt.most)
+		}
 	}
 }
