@@ -411,7 +411,7 @@ func TestRetentionFitsNATSNodes(t *testing.T) {
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatalf("on a node with maxSize %s: %v", fs.MaxSize, err)
 	}
-	for _, bucket := range []string{event.BucketFeeds, event.BucketSeen, event.BucketLeases, event.BucketDelivered} {
+	for _, bucket := range []string{event.BucketFeeds, event.BucketSeen, event.BucketLeases, event.BucketDelivered, event.BucketWebSub} {
 		if _, err := b.KV(ctx, bucket); err != nil {
 			t.Fatalf("on a node with maxSize %s: %v", fs.MaxSize, err)
 		}

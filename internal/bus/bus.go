@@ -326,7 +326,12 @@ func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 	if err != nil {
 		return nil, err
 	}
-	cfg.MaxBytes = p.caps[kvStream(bucket)]
+	c, ok := p.caps[kvStream(bucket)]
+	if !ok {
+		// A bucket without a share would be created without a cap.
+		return nil, fmt.Errorf("bus: kv %s: no storage share planned (add it to weights in retention.go)", bucket)
+	}
+	cfg.MaxBytes = c
 	var kv jetstream.KeyValue
 	asked := jetstream.StreamConfig{Name: kvStream(bucket), MaxBytes: cfg.MaxBytes, Replicas: b.Replicas}
 	_, err = b.ensure(ctx, "kv "+bucket, asked, func(ctx context.Context) (jetstream.Stream, error) {

@@ -53,9 +53,10 @@ var weights = map[string]float64{
 	event.StreamAlerts:              10,
 	event.StreamDead:                5,
 	kvStream(event.BucketDelivered): 10,
-	kvStream(event.BucketSeen):      7,
+	kvStream(event.BucketSeen):      6,
 	kvStream(event.BucketFeeds):     2,
 	kvStream(event.BucketLeases):    1,
+	kvStream(event.BucketWebSub):    1,
 }
 
 func kvStream(bucket string) string { return "KV_" + bucket }
@@ -382,7 +383,7 @@ func (b *Bus) refused(ctx context.Context, cfg jetstream.StreamConfig, p plan, e
 		}
 		switch kind {
 		case "streams":
-			e.Has = fmt.Sprintf("%s allows %d streams and has %d; feedmon needs %d (4 streams and 4 KV buckets)", in, l.MaxStreams, info.Streams, len(weights))
+			e.Has = fmt.Sprintf("%s allows %d streams and has %d; feedmon needs %d (%d streams and %d KV buckets)", in, l.MaxStreams, info.Streams, len(weights), len(retentionKeys), len(weights)-len(retentionKeys))
 		case "memory":
 			e.Has = fmt.Sprintf("%s allows %s of memory storage, %s in use", in, limitString(l.MaxMemory), config.ByteSize(info.Memory))
 		default:

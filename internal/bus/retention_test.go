@@ -21,7 +21,7 @@ import (
 
 var (
 	allStreams = []string{event.StreamItems, event.StreamClassified, event.StreamAlerts, event.StreamDead}
-	allBuckets = []string{event.BucketFeeds, event.BucketSeen, event.BucketLeases, event.BucketDelivered}
+	allBuckets = []string{event.BucketFeeds, event.BucketSeen, event.BucketLeases, event.BucketDelivered, event.BucketWebSub}
 )
 
 // natsConfig is what a user with an external NATS writes: a URL and
