@@ -50,7 +50,8 @@
 //     interval after an outage. A 429/503 Retry-After postpones
 //     the feed (capped at poll.max_backoff) and slows down, not stops, its
 //     host: a short pause, then a slower pace for each of the host's feeds
-//     for a bounded time (hostPolicy). Requests to one host start at least
+//     for a bounded time (hostPolicy), on every poller sharing the host's
+//     feeds (the slow-down is recorded in KV and watched). Requests to one host start at least
 //     500ms/poll.per_host apart, at most poll.per_host at once; a fetch
 //     running longer than longFetch gives up its slot (at most per_host
 //     such fetches per host), so hanging feeds do not hold their host.

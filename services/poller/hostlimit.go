@@ -2,6 +2,8 @@ package poller
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 )
 
@@ -287,4 +292,54 @@ func (g *requestGate) done(ht *hostTurn) {
 		}
 	}
 	g.prune = max(64, 2*len(g.hosts))
+}
+
+// adopt takes over a slow-down another poller recorded, unless the one
+// this poller knows for the host lasts as long. Pollers that share a host's
+// feeds (through leases) thus slow it down together. The pause was the
+// other poller's, for its own requests; here the pace applies.
+func (l *hostLimiter) adopt(sd slowdown, now time.Time) bool {
+	if sd.Host == "" || !now.Before(sd.Until) {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur := l.hosts[sd.Host]; cur != nil && !cur.Until.Before(sd.Until) {
+		return false
+	}
+	l.hosts[sd.Host] = &sd
+	return true
+}
+
+// watchSlowdowns adopts the slow-downs other pollers record in the feeds
+// bucket, until ctx ends.
+func (s *Service) watchSlowdowns(ctx context.Context) {
+	_ = bus.Retry(ctx, s.log, "host slow-down watch", func(ctx context.Context) error {
+		w, err := s.store.feeds.Watch(ctx, slowdownPrefix+"*", jetstream.IgnoreDeletes())
+		if err != nil {
+			return fmt.Errorf("poller: watch host slow-downs: %w", err)
+		}
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok := <-w.Updates():
+				if !ok {
+					return errors.New("poller: host slow-down watch closed")
+				}
+				if e == nil {
+					continue // the records that were there are read
+				}
+				var sd slowdown
+				if json.Unmarshal(e.Value(), &sd) != nil || sd.Poller == s.id {
+					continue
+				}
+				if s.hosts.adopt(sd, s.clock.Now()) {
+					s.log.Info("host slowed down by another poller", "host", sd.Host, "poller", sd.Poller,
+						"slowed_until", sd.HoldUntil, "full_pace_at", sd.Until)
+				}
+			}
+		}
+	})
 }

@@ -527,3 +527,33 @@ func TestHangingFeedsDoNotHoldHost(t *testing.T) {
 	run(t, h.svc)
 	bustest.Eventually(t, 8*time.Second, func() bool { return hf.fetchedAtLeast(5, hanging) }, "%s", lazy(hf.counts))
 }
+
+// TestSlowdownSharedByPollers: pollers share a host's feeds through
+// leases; when one of them gets the 429, the others slow the host down too.
+func TestSlowdownSharedByPollers(t *testing.T) {
+	t.Parallel()
+	hf := newHostFarm(t, 2, rateLimit(http.StatusTooManyRequests, "3600", map[int]bool{0: true}))
+	b := bustest.New(t)
+	answered := newHarness(t, b, testConfig(hf.url(0)), WithPollerID("answered"))
+	other := newHarness(t, b, fastConfig(100*time.Millisecond, hf.url(1)), WithPollerID("other"), WithHostGap(0), noJitter)
+	run(t, other.svc)
+	bustest.Eventually(t, 10*time.Second, func() bool { return hf.hits[1].Load() >= 3 }, "other poller's feed not polled")
+
+	answered.poll(hf.url(0))
+	host := hostOf(hf.URL)
+	bustest.Eventually(t, 10*time.Second, func() bool {
+		_, ok := other.svc.hosts.current(host, time.Now())
+		return ok
+	}, "the other poller did not slow the host down")
+	// Its feed, polled every 100ms so far, now waits about 16s; one poll
+	// may have been in flight or already scheduled.
+	n := hf.hits[1].Load()
+	until := time.Now().Add(time.Second)
+	bustest.Eventually(t, 5*time.Second, func() bool { return time.Now().After(until) }, "")
+	if got := hf.hits[1].Load(); got > n+2 {
+		t.Errorf("the other poller fetched the slowed host's feed %d times in a second", got-n)
+	}
+	if v := metricValue(other.svc.met.hostSlowdowns.WithLabelValues("429")); v != 0 {
+		t.Errorf("the other poller counted %v slow-downs; the one that got the answer counts it", v)
+	}
+}

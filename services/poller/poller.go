@@ -298,10 +298,17 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	defer stopGrace()
 
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		s.watchSlowdowns(ctx)
+	}()
+
 	feeds := s.loop(ctx, workCtx)
 	if pushDone != nil {
 		<-pushDone
 	}
+	<-watchDone
 
 	// Hand our feeds to other pollers at once rather than at lease expiry.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
