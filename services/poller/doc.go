@@ -47,14 +47,15 @@
 //     together fall out of step. Errors back off exponentially from
 //     the interval up to poll.max_backoff; a failure on our side (NATS
 //     unavailable while publishing) does not, so feeds resume at their
-//     interval after an outage. A 429/503 Retry-After postpones
-//     the feed (capped at poll.max_backoff) and slows down, not stops, its
-//     host: a short pause, then a slower pace for each of the host's feeds
-//     for a bounded time (hostPolicy), on every poller sharing the host's
-//     feeds (the slow-down is recorded in KV and watched). Requests to one host start at least
-//     500ms/poll.per_host apart, at most poll.per_host at once; a fetch
-//     running longer than longFetch gives up its slot (at most per_host
-//     such fetches per host), so hanging feeds do not hold their host.
+//     interval after an outage. A 429/503 Retry-After postpones the
+//     feed (capped at poll.max_backoff) and slows down, not stops, its
+//     host: a short pause, then a slower pace for each of the host's
+//     feeds for a bounded time (hostPolicy), on every poller sharing the
+//     host's feeds (the slow-down is recorded in KV and watched).
+//     Requests to one host start at least 500ms/poll.per_host apart, at
+//     most poll.per_host at once; a fetch running longer than longFetch
+//     gives up its slot (at most per_host such fetches per host), so
+//     hanging feeds do not hold their host.
 //   - Leases: a feed is polled by the poller holding its lease in KV
 //     (compare-and-set on the revision). The holder renews it about every
 //     other poll, to two intervals past its next poll; a clean stop
