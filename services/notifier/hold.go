@@ -15,9 +15,9 @@ import (
 // ledger and attempted again by the parker (park.go).
 
 // Schedule says when one subscriber's alerts go out, if not at once.
-// Held items wait in the ledger (acked on NATS, so a long
-// night cannot fill the consumer's ack window) and go out as one batch per
-// receiver. The nats receiver is never held: it feeds machines.
+// Held items wait in the ledger (acked on NATS, so a long night cannot
+// fill the consumer's ack window) and go out as one batch per receiver.
+// The nats receiver is never held: it feeds machines.
 type Schedule struct {
 	// Digest, when positive, collects items and sends them every Digest,
 	// at clock boundaries (every hour on the hour for time.Hour, in UTC).
