@@ -118,6 +118,7 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 	now := m.now()
 	var answer bool
 	var err error
+	var stored *Record
 	switch mode {
 	case "subscribe":
 		if challenge == "" {
@@ -127,7 +128,7 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if s, perr := strconv.ParseInt(q.Get("hub.lease_seconds"), 10, 64); perr == nil && s > 0 {
 			lease = time.Duration(min(s, 10*365*24*3600)) * time.Second
 		}
-		_, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
+		stored, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
 			if cur == nil || cur.Path != rec.Path || cur.Topic != topic || (cur.State != StatePending && cur.State != StateActive) {
 				return nil, errNoChange
 			}
@@ -142,7 +143,7 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if challenge == "" {
 			break
 		}
-		_, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
+		stored, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
 			if cur == nil || cur.Path != rec.Path {
 				return nil, errNoChange
 			}
@@ -160,7 +161,7 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return nil, errNoChange
 		})
 	case "denied":
-		_, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
+		stored, err = m.store.update(ctx, key, func(cur *Record) (*Record, error) {
 			if cur == nil || cur.Path != rec.Path || cur.Topic != topic || cur.State == StateUnsubscribing {
 				return nil, errNoChange
 			}
@@ -179,6 +180,11 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	if answer {
+		// This replica's scheduler sees the change at once; the others
+		// through the KV watch.
+		m.apply(key, stored, revOf(stored, rec))
+	}
 	if !answer {
 		m.log.Info("websub verification refused", "feed", m.redact(rec.FeedURL), "mode", mode, "topic", m.redact(topic))
 		http.NotFound(w, r)
@@ -188,6 +194,15 @@ func (m *Manager) verify(ctx context.Context, w http.ResponseWriter, r *http.Req
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	io.WriteString(w, challenge)
+}
+
+// revOf is the revision of the stored record, or one past the record it
+// replaced when it was deleted.
+func revOf(stored, prev *Record) uint64 {
+	if stored != nil {
+		return stored.rev
+	}
+	return prev.rev + 1
 }
 
 // content takes a content distribution request. Whatever it holds, a
