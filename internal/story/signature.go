@@ -25,6 +25,13 @@ const (
 	// the fixtures shares three or more). Precision comes from the
 	// verification that follows, not from the bands.
 	Bands = 16
+	// anchorBands are more bands, keyed by the rich figures an item
+	// quotes (see anchorKeys): reports of one story told in other words
+	// share few words and may share no MinHash value, but they quote its
+	// sum, its toll, its rate.
+	anchorBands = 4
+	// allBands is the number of band values an item is indexed under.
+	allBands = Bands + anchorBands
 	// maxTokens bounds a signature (and the work per item) for long texts;
 	// the title and the start of the summary say what the story is.
 	maxTokens = 96
@@ -96,7 +103,16 @@ func (t token) headFigure() int { return int(t >> 6 & 1) }
 // sorted, and one MinHash value per band (^0 for a band no token fell in).
 type signature struct {
 	toks []token
-	mins [Bands]uint64
+	mins [allBands]uint64
+	anc  anchors
+}
+
+// signDoc is the signature of d with its anchors.
+func signDoc(d Doc, scratch []token) signature {
+	s := sign(d.Title, d.Text, d.Lang, scratch)
+	s.anc = extractAnchors(d.Title, d.Text, d.Lang)
+	s.anc.anchorKeys(s.mins[Bands:])
+	return s
 }
 
 func splitmix(x uint64) uint64 {
@@ -184,7 +200,7 @@ func sign(title, text, lang string, scratch []token) signature {
 	}
 	out := toks[:k:k]
 	s.toks = out
-	for i := range Bands {
+	for i := range s.mins {
 		s.mins[i] = noBand
 	}
 	for _, t := range out {

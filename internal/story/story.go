@@ -158,7 +158,21 @@ func (x *Index) rarity(t token) float32 {
 // their headlines, or at least somewhere; a drone closure at another
 // airport, a plant in a neighbouring country names its own ("Lithuania"
 // against "Latvia", "Aalborg" against "Copenhagen").
-func (x *Index) similarityLocked(a, b []token) float64 {
+func (x *Index) similarityLocked(a, b []token, aa, ab *anchors) float64 {
+	sim, _ := x.scoreLocked(a, b, aa, ab, false)
+	return sim
+}
+
+// scoreLocked is similarityLocked with the comparison of the two items'
+// anchors (see compareAnchors): a contradiction keeps them apart (0), an
+// agreement adds its evidence to the similarity of their words, and a
+// figure or a name both share lifts the conflicts that words alone would
+// see ("$3.5bn" and "2.95 billion euros", "Alphabet" and "Google").
+func (x *Index) scoreLocked(a, b []token, aa, ab *anchors, explain bool) (float64, agreement) {
+	g := compareAnchors(aa, ab, explain)
+	if g.kept != keptNone {
+		return 0, g
+	}
 	var inter, union float32
 	figA, figB, figBoth := 0, 0, 0
 	headFigA, headFigB := 0, 0
@@ -211,23 +225,24 @@ func (x *Index) similarityLocked(a, b []token) float64 {
 		nameB += b[j].headName()
 	}
 	if union == 0 {
-		return 0
+		return 0, g
 	}
 	sim := float64(inter / union)
-	if figA > 0 && figB > 0 && (figBoth == 0 || headFigA > 0 && headFigB > 0) {
+	if g.figs == 0 && figA > 0 && figB > 0 && (figBoth == 0 || headFigA > 0 && headFigB > 0) {
 		sim *= figureConflict
 	}
-	if nameBoth == 0 && nameA > 0 && nameB > 0 {
+	if !g.headEnt && nameBoth == 0 && nameA > 0 && nameB > 0 {
 		sim *= nameConflict
 	}
-	return sim
+	return sim + g.bonus(), g
 }
 
-// similarity is similarityLocked, locking.
-func (x *Index) similarity(a, b []token) float64 {
+// similarityDocs is the similarity of two documents in x.
+func (x *Index) similarityDocs(a, b Doc) float64 {
+	sa, sb := signDoc(a, nil), signDoc(b, nil)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.similarityLocked(a, b)
+	return x.similarityLocked(sa.toks, sb.toks, &sa.anc, &sb.anc)
 }
 
 // bandKey folds a band number into its MinHash value.
@@ -239,7 +254,8 @@ type member struct {
 	story string
 	at    time.Time
 	toks  []token       // the signature's tokens
-	next  [Bands]uint64 // seq of the next older item of each band
+	anc   anchors       // the signature's anchors
+	next  [allBands]uint64 // seq of the next older item of each band
 }
 
 // New returns an empty index.
@@ -279,8 +295,8 @@ func (x *Index) Len() int {
 func (x *Index) Assign(d Doc) (storyID string, isNew bool) {
 	scratch := scratchPool.Get().(*[scratchLen]token)
 	defer scratchPool.Put(scratch)
-	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
-	return x.assignMem(memKey(d), d, sig)
+	sig := signDoc(d, scratch[:])
+	return x.assignMem(memKey(d), d, &sig)
 }
 
 // Remember adds d as a member of the story storyID, decided elsewhere:
@@ -293,14 +309,14 @@ func (x *Index) Remember(d Doc, storyID string) {
 	}
 	scratch := scratchPool.Get().(*[scratchLen]token)
 	defer scratchPool.Put(scratch)
-	sig := sign(d.Title, d.Text, d.Lang, scratch[:])
+	sig := signDoc(d, scratch[:])
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	kh := x.keyHash(key)
 	if x.byHashLocked(key, kh) != nil {
 		return
 	}
-	x.insertNewLocked(key, kh, storyID, d.At, sig)
+	x.insertNewLocked(key, kh, storyID, d.At, &sig)
 }
 
 // Known reports whether the item with this id (Doc.ID) is held.
@@ -345,7 +361,7 @@ func (x *Index) keepLocked(toks []token) []token {
 
 // assignMem is Assign without a store: look up, decide, insert, under one
 // lock so that concurrent near-duplicates still meet.
-func (x *Index) assignMem(key string, d Doc, sig signature) (string, bool) {
+func (x *Index) assignMem(key string, d Doc, sig *signature) (string, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	kh := x.keyHash(key)
@@ -388,13 +404,13 @@ func (x *Index) keyHash(key string) uint64 {
 
 // bestLocked finds the most similar remembered item within the window.
 // The result points into the ring: use it before unlocking.
-func (x *Index) bestLocked(sig signature, at time.Time) (*member, float64) {
+func (x *Index) bestLocked(sig *signature, at time.Time) (*member, float64) {
 	if len(sig.toks) < minTokens {
 		return nil, 0
 	}
 	var best *member
 	bestSim := 0.0
-	var seen [Bands * perBand]uint64
+	var seen [allBands * perBand]uint64
 	nseen := 0
 	for i, v := range sig.mins {
 		if v == noBand {
@@ -418,7 +434,7 @@ func (x *Index) bestLocked(sig signature, at time.Time) (*member, float64) {
 			if !x.inWindow(m.at, at) {
 				continue
 			}
-			if sim := x.similarityLocked(sig.toks, m.toks); sim >= x.opts.Threshold && sim > bestSim {
+			if sim := x.similarityLocked(sig.toks, m.toks, &sig.anc, &m.anc); sim >= x.opts.Threshold && sim > bestSim {
 				best, bestSim = m, sim
 				if sim >= sureSimilarity {
 					return best, bestSim
@@ -436,7 +452,7 @@ func (x *Index) inWindow(a, b time.Time) bool {
 
 // insertNewLocked remembers an item whose key (of hash kh) is not held,
 // and evicts what is too old or too many.
-func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Time, sig signature) {
+func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Time, sig *signature) {
 	if at.After(x.newest) {
 		x.newest = at
 	}
@@ -459,7 +475,7 @@ func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Tim
 	seq := x.next
 	x.next++
 	m := &x.ring[seq&uint64(len(x.ring)-1)]
-	*m = member{key: key, story: story, at: at, toks: x.keepLocked(sig.toks)}
+	*m = member{key: key, story: story, at: at, toks: x.keepLocked(sig.toks), anc: sig.anc}
 	for _, t := range sig.toks {
 		if d := &x.df[uint16(t.id())]; *d < ^uint8(0) {
 			*d++
@@ -499,7 +515,7 @@ const sweepSlack = 1024
 // per item.
 func (x *Index) sweepLocked() {
 	live := int(x.next - x.head)
-	if x.bands.n > 2*Bands*live+sweepSlack {
+	if x.bands.n > 2*allBands*live+sweepSlack {
 		x.bands.sweep(x.head)
 	}
 	if x.ids.n > 2*live+sweepSlack {

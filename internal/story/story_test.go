@@ -277,7 +277,7 @@ func TestLookAlikes(t *testing.T) {
 			id, _ := x.Assign(tt.story)
 			if got, _ := x.Assign(tt.lookAlike); got == id {
 				t.Errorf("the look-alike %s joined story %q (similarity %.3f)", tt.lookAlike.ID, id,
-					x.similarity(sign(tt.story.Title, tt.story.Text, "", nil).toks, sign(tt.lookAlike.Title, tt.lookAlike.Text, "", nil).toks))
+					x.similarityDocs(tt.story, tt.lookAlike))
 			}
 			if got, _ := x.Assign(tt.reworded); got != id {
 				t.Errorf("the reworded report %s got story %q, want %q", tt.reworded.ID, got, id)

@@ -1,0 +1,193 @@
+package story
+
+import (
+	_ "embed"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// gazetteerText is the table of places and organisations (see the file's
+// header). It ships with the package: nothing is loaded at run time.
+//
+//go:embed gazetteer.txt
+var gazetteerText string
+
+// Entity kinds. Two reports that each name, in their headline, an entity
+// of one kind that the other does not name at all are about two events
+// (see anchors.conflict): Japan's pledge and Germany's, the ECB's cut and
+// the Bank of England's, Google's fine and Apple's.
+const (
+	kindPlace   = 1 // a country, region or city
+	kindOrg     = 2 // a public body: central bank, agency, union
+	kindCompany = 3
+	kindEvent   = 4 // a tournament, a race, a games
+)
+
+// entity is one line of the gazetteer.
+type entity struct {
+	name   string // its id in the table ("us", "ecb")
+	kind   uint8
+	parent uint16 // the country of a city or a national body, or 0
+}
+
+// entityIDs is what one alias names: one or two entities (0 = none).
+type entityIDs [2]uint16
+
+// gazetteer holds the entities (index 0 unused) and their aliases: in
+// alphabetic scripts by the hash of their folded words (wordSeqHash),
+// short ones in capitals by their exact form; in Chinese and Japanese by
+// their text.
+type gazetteer struct {
+	ents    []entity
+	words   map[uint64]entityIDs // folded word sequence -> entities
+	caps    map[string]entityIDs // "US", "EU", "Fed": exact case only
+	cjk     map[string]entityIDs
+	maxCJK  int // longest CJK alias, in runes
+	maxSeq  int // longest alphabetic alias, in words
+	byName  map[string]uint16
+	aliases []string // for tests: every alias, in table order
+}
+
+var gaz = mustGazetteer(gazetteerText)
+
+func mustGazetteer(text string) *gazetteer {
+	g, err := parseGazetteer(text)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
+func parseGazetteer(text string) (*gazetteer, error) {
+	g := &gazetteer{
+		ents:   []entity{{}},
+		words:  map[uint64]entityIDs{},
+		caps:   map[string]entityIDs{},
+		cjk:    map[string]entityIDs{},
+		byName: map[string]uint16{},
+	}
+	type pending struct {
+		id     uint16
+		parent string
+		line   int
+	}
+	var parents []pending
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		head, list, ok := strings.Cut(line, "=")
+		f := strings.Fields(head)
+		if !ok || len(f) != 2 {
+			return nil, fmt.Errorf("story: gazetteer line %d: want \"id kind = aliases\"", n+1)
+		}
+		kindName, parent, _ := strings.Cut(f[1], "/")
+		var kind uint8
+		switch kindName {
+		case "country", "place", "continent":
+			kind = kindPlace
+		case "org":
+			kind = kindOrg
+		case "company":
+			kind = kindCompany
+		case "event":
+			kind = kindEvent
+		default:
+			return nil, fmt.Errorf("story: gazetteer line %d: unknown kind %q", n+1, kindName)
+		}
+		if _, dup := g.byName[f[0]]; dup {
+			return nil, fmt.Errorf("story: gazetteer line %d: %q twice", n+1, f[0])
+		}
+		id := uint16(len(g.ents))
+		g.ents = append(g.ents, entity{name: f[0], kind: kind})
+		g.byName[f[0]] = id
+		if parent != "" {
+			parents = append(parents, pending{id, parent, n + 1})
+		}
+		for _, a := range strings.Split(list, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				g.add(a, id)
+			}
+		}
+	}
+	for _, p := range parents {
+		pid, ok := g.byName[p.parent]
+		if !ok {
+			return nil, fmt.Errorf("story: gazetteer line %d: unknown parent %q", p.line, p.parent)
+		}
+		g.ents[p.id].parent = pid
+	}
+	return g, nil
+}
+
+func addID(m entityIDs, id uint16) entityIDs {
+	switch {
+	case m[0] == 0 || m[0] == id:
+		m[0] = id
+	case m[1] == 0:
+		m[1] = id
+	}
+	return m
+}
+
+// add files one alias of entity id.
+func (g *gazetteer) add(alias string, id uint16) {
+	g.aliases = append(g.aliases, alias)
+	if r, _ := utf8.DecodeRuneInString(alias); r >= 0x2e80 && isCJK(r) {
+		g.cjk[alias] = addID(g.cjk[alias], id)
+		g.maxCJK = max(g.maxCJK, utf8.RuneCountInString(alias))
+		return
+	}
+	// "U.S." is the word "US", as the scanner reads it.
+	if strings.Count(alias, ".") >= 1 && len(alias) <= 5 && !strings.Contains(alias, " ") {
+		alias = strings.ReplaceAll(alias, ".", "")
+	}
+	if len(alias) <= 3 && strings.ToLower(alias) != alias {
+		g.caps[alias] = addID(g.caps[alias], id)
+		return
+	}
+	var h uint64
+	n := 0
+	forWords(alias, func(w []byte) {
+		h = seqHash(h, n, hashBytes(w))
+		n++
+	})
+	g.words[h] = addID(g.words[h], id)
+	g.maxSeq = max(g.maxSeq, n)
+}
+
+// seqHash extends the hash h of a sequence of n words by a word's hash.
+func seqHash(h uint64, n int, w uint64) uint64 {
+	if n == 0 {
+		return w
+	}
+	return splitmix(h*0x100000001b3 ^ w)
+}
+
+// forWords calls f with each folded alphabetic word of s (as the anchor
+// scanner splits them: at anything not a letter or digit).
+func forWords(s string, f func(w []byte)) {
+	var buf [64]byte
+	n := 0
+	flush := func() {
+		if n > 0 {
+			f(buf[:n])
+			n = 0
+		}
+	}
+	for _, r := range s {
+		if !isWordRune(r) || r >= 0x2e80 && isCJK(r) {
+			flush()
+			continue
+		}
+		if n+utf8.UTFMax <= len(buf) {
+			n += utf8.EncodeRune(buf[n:], fold(r))
+		}
+	}
+	flush()
+}
+
+// covers reports whether entity id is, or is within, entity of.
+func (g *gazetteer) name(id uint16) string { return g.ents[id].name }
