@@ -33,6 +33,8 @@ type anchors struct {
 	// periods has one bit per month (quarters and halves set theirs);
 	// headPeriods those of the headline.
 	periods, headPeriods uint16
+	// headWeigh: the headline weighs a measure rather than reports one.
+	headWeigh bool
 	// lang is the item's language (langCode), 0 when unknown.
 	lang uint32
 }
@@ -284,6 +286,8 @@ func (sc *scanner) run(a *anchors, s, lang string, head bool) {
 				}
 			case wi.kind == wkDir:
 				a.addDir(wi.dir, head)
+			case wi.kind == wkWeigh:
+				a.headWeigh = a.headWeigh || head
 			case wi.kind == wkOrdinal && wi.val <= 4:
 				if i+1 < len(toks) && toks[i+1].kind == tkWord {
 					switch lex.words[toks[i+1].h].kind {

@@ -18,6 +18,7 @@ const (
 	keptEntity   // another country, body or company in the headline
 	keptDirection
 	keptLanguage // two languages: see compareAnchors
+	keptWeigh    // one weighs a measure, the other reports one taken
 )
 
 var keptReasons = [...]string{
@@ -27,6 +28,7 @@ var keptReasons = [...]string{
 	keptEntity:    "another place, body or company in the headline",
 	keptDirection: "opposite directions",
 	keptLanguage:  "another language",
+	keptWeigh:     "one headline weighs a measure, the other does not",
 }
 
 // agreement is what two reports' anchors share, or the first thing that
@@ -54,7 +56,7 @@ type agreement struct {
 // each of them being common to many stories of a stream.
 const (
 	bonusRich     = 0.15 // one both headlines quote
-	bonusRichBody = 0.10 // one quoted elsewhere
+	bonusRichBody = 0.06 // one quoted elsewhere
 	bonusRich2    = 0.10 // a second one
 	bonusFigure   = 0.08
 	bonusWeak     = 0.02
@@ -72,8 +74,10 @@ func (g agreement) bonus() float64 {
 		return 0
 	}
 	b := bonusFigure*float64(min(g.figs, 2)) + bonusWeak*float64(min(g.weak, 2)) +
-		bonusEntity*float64(min(g.ents, maxBonusEnt)) + b2f(g.period)*bonusPeriod + b2f(g.sameDir)*bonusDir +
-		b2f(g.anchored)*bonusAnchored
+		b2f(g.period)*bonusPeriod + b2f(g.sameDir)*bonusDir
+	if g.rich+g.figs > 0 {
+		b += bonusEntity*float64(min(g.ents, maxBonusEnt)) + b2f(g.anchored)*bonusAnchored
+	}
 	switch {
 	case g.richHead > 0:
 		b += bonusRich
@@ -107,6 +111,8 @@ func b2f(b bool) float64 {
 //     other report does not name at all (Japan's pledge and Germany's);
 //   - opposite directions (a duty raised and the same duty cut, a ban
 //     imposed and one lifted);
+//   - one headline weighing a measure ("EU weighs minimum prices"), the
+//     other not ("EU slaps duties of up to 35.3%");
 //   - two languages, when both are known: a story is one language's
 //     reporting of an event. Its words can only be compared within a
 //     language, and anchors alone (an ECB cut to 2%, reported in German
@@ -190,6 +196,9 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	da, db := a.headDir, b.headDir
 	if opposite(da, db, dirUp, dirDown) || opposite(da, db, dirImpose, dirLift) {
 		return g.keep(keptDirection, explain, dirString(da)+" / "+dirString(db))
+	}
+	if a.headWeigh != b.headWeigh {
+		return g.keep(keptWeigh, explain, "weighs / done")
 	}
 	g.sameDir = da != 0 && da == db
 	if g.sameDir && explain {

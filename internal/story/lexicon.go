@@ -31,6 +31,7 @@ const (
 	wkRefer // "lendemain": a passing mention by itself
 	wkFrom  // "from", "von", "de": a change, not a range, follows
 	wkTo    // "to", "bis", "à": the upper end of a range follows
+	wkWeigh // "weighs", "erwägt": a measure considered, not taken
 )
 
 type wordInfo struct {
@@ -135,9 +136,10 @@ quake magnitude starke
 per per pour
 cent cent
 after after nach apres
-refer lendemain
+refer lendemain nachdem
 from from von de
 to to bis a
+weigh weigh weighs weighing mull mulls mulling consider considers considering erwagt erwagen pruft envisage envisagent etudie etudient
 up add adds added adding unwind unwinds unwinding unwound boost boosts boosted expand expands expanded raise raises raised raising hike hikes hiked increase increases increased rise rises rose risen rising climb climbs climbed jump jumps jumped double doubles doubled doubling soar soars soared surge surges surged higher steigt stieg gestiegen steigen erhoht erhohen erhohte angehoben anheben verdoppeln verdoppelt verdoppelte zulegen legte hausse hausses augmente augmenter augmentation releve relever releves relevement grimpe grimper progresse progression double doubler doublement
 down cut cuts cutting lower lowers lowered lowering reduce reduces reduced reducing reduction trim trims trimmed slash slashes slashed fall falls fell fallen drop drops dropped decline declines declined slip slips slipped shrink shrinks shrank shed sheds ease eases eased senkt senken gesenkt senkte sinkt sinken sank gesunken fallt fiel gefallen reduziert kurzt gekurzt streicht streichen baisse baisses abaisse abaisser reduit reduire recule recul chute diminue diminution ramene
 impose impose imposes imposed imposing slap slaps slapped halt halts halted suspend suspends suspended barred restrict restricts restricted curb curbs curbed verhangt verbietet verbot stoppt aussetzen impose imposent suspend suspendu interdit interdire
@@ -225,6 +227,8 @@ func newLexicon() *lexicon {
 				wi.kind = wkFrom
 			case "to":
 				wi.kind = wkTo
+			case "weigh":
+				wi.kind = wkWeigh
 			case "up":
 				wi.kind, wi.dir = wkDir, dirUp
 			case "down":
