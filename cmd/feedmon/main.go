@@ -256,7 +256,7 @@ func warn(log *slog.Logger, cfg *config.Config, services []string) {
 
 func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	f := newFlags("classify", stderr, false, app.Classifier)
-	explain := f.fs.Bool("explain", false, "add, per topic, the rule that fired and why")
+	explain := f.fs.Bool("explain", false, "add, per topic, the rule that fired and why, and why each line has its story")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -268,7 +268,8 @@ func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	bad, err := classifier.RunClassify(context.Background(), c, stdin, stdout, *explain)
+	bad, err := classifier.RunClassify(context.Background(), c, stdin, stdout,
+		classifier.RunOptions{Explain: *explain, Stories: classifier.StoryOptions(cfg.Stories)})
 	if err != nil {
 		return err
 	}

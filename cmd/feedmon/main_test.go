@@ -160,3 +160,67 @@ not json
 		t.Errorf("line 3 = %s", lines[2])
 	}
 }
+
+// TestClassifyAppliesStoriesConfig: every stories.* key applies to
+// `feedmon classify` as it does to the service.
+func TestClassifyAppliesStoriesConfig(t *testing.T) {
+	t.Parallel()
+	in := `{"id":"a","title":"Intel to cut about 15,000 jobs in cost overhaul","summary":"The chipmaker said it would reduce its workforce by more than 15% and save $10 billion in 2025.","published":"2025-08-01T10:00:00Z"}
+{"id":"b","title":"Intel slashes 15k roles as losses mount","summary":"Chief executive Pat Gelsinger told staff the company must cut costs by roughly $10bn.","published":"2025-08-01T12:00:00Z"}
+{"id":"c","title":"Intel cuts about 15,000 jobs in cost overhaul, it confirms","summary":"The chipmaker confirmed it would reduce its workforce by more than 15% and save $10 billion in 2025.","published":"2025-08-03T12:00:00Z"}
+`
+	stories := func(cfg string) map[string]string {
+		t.Helper()
+		return classifyStories(t, in, cfg)
+	}
+	def := stories("")
+	if def["a"] != def["b"] || def["a"] != def["c"] {
+		t.Fatalf("default: one story expected, got %v", def)
+	}
+	if low := stories("stories:\n  threshold: 0.01\n"); low["a"] != low["b"] {
+		t.Errorf("threshold 0.01: a and b apart: %v", low)
+	}
+	if high := stories("stories:\n  threshold: 0.99\n"); high["a"] == high["b"] {
+		t.Errorf("threshold 0.99: a and b still one story: %v", high)
+	}
+	if short := stories("stories:\n  window: 1h\n"); short["c"] == short["a"] {
+		t.Errorf("window 1h: c, two days later, joined a: %v", short)
+	}
+	// An unrelated item between a and b: with room for one item only, a
+	// is gone when b comes.
+	in2 := strings.Join(strings.Split(in, "\n")[:1], "") + "\n" +
+		`{"id":"u","title":"Heavy snow closes mountain passes in the Alps","summary":"Roads over the Gotthard and the Simplon were shut on Sunday.","published":"2025-08-01T11:00:00Z"}` + "\n" +
+		strings.Split(in, "\n")[1] + "\n"
+	if got := classifyStories(t, in2, ""); got["b"] != got["a"] {
+		t.Fatalf("default: a and b apart: %v", got)
+	}
+	if one := classifyStories(t, in2, "stories:\n  max_entries: 1\n"); one["b"] == one["a"] {
+		t.Errorf("max_entries 1: a was kept beside u: %v", one)
+	}
+}
+
+// classifyStories runs `feedmon classify` on in with the config cfg
+// (none when empty) and returns the story id of each line's id.
+func classifyStories(t *testing.T, in, cfg string) map[string]string {
+	t.Helper()
+	args := []string{"classify"}
+	if cfg != "" {
+		args = []string{"classify", "-config", writeFile(t, cfg)}
+	}
+	code, out, errs := runCmd(t, in, args...)
+	if code != 0 {
+		t.Fatalf("classify %s: exit %d: %s", cfg, code, errs)
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct {
+			ID      string `json:"id"`
+			StoryID string `json:"story_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		got[r.ID] = r.StoryID
+	}
+	return got
+}

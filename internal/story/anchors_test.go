@@ -58,8 +58,9 @@ func TestPairsFile(t *testing.T) {
 			db := Doc{Title: b.Title, Text: b.Summary, Lang: b.Lang}
 			sa, sb := signDoc(da, nil), signDoc(db, nil)
 			x.mu.Lock()
-			sim, g := x.scoreLocked(sa.toks, sb.toks, &sa.anc, &sb.anc, true)
+			sc := x.scoreLocked(sa.toks, sb.toks, &sa.anc, &sb.anc, true)
 			x.mu.Unlock()
+			sim, g := sc.sim, sc.g
 			t.Logf("%s %s sim %.3f bonus %.3f kept %d: %s", kind, p, sim, g.bonus(), g.kept, g.detail)
 		}
 	}
@@ -89,8 +90,9 @@ func TestPairsFile(t *testing.T) {
 		sa := signDoc(Doc{Title: a.Title, Text: a.Summary, Lang: a.Lang}, nil)
 		sb := signDoc(Doc{Title: b.Title, Text: b.Summary, Lang: b.Lang}, nil)
 		x.mu.Lock()
-		sim, g := x.scoreLocked(sa.toks, sb.toks, &sa.anc, &sb.anc, true)
+		sc := x.scoreLocked(sa.toks, sb.toks, &sa.anc, &sb.anc, true)
 		x.mu.Unlock()
+		sim, g := sc.sim, sc.g
 		if sim >= 0.12 || kind == "POS" {
 			lines = append(lines, fmt.Sprintf("%.3f %s %s bonus %.2f: %s", sim, kind, pair, g.bonus(), g.detail))
 		}

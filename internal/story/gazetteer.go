@@ -27,6 +27,7 @@ const (
 // entity is one line of the gazetteer.
 type entity struct {
 	name   string // its id in the table ("us", "ecb")
+	alias  string // its first alias ("United States"), for -explain
 	kind   uint8
 	parent uint16 // the country of a city or a national body, or 0
 }
@@ -108,6 +109,9 @@ func parseGazetteer(text string) (*gazetteer, error) {
 		}
 		for _, a := range strings.Split(list, ",") {
 			if a = strings.TrimSpace(a); a != "" {
+				if g.ents[id].alias == "" {
+					g.ents[id].alias = a
+				}
 				g.add(a, id)
 			}
 		}
@@ -189,5 +193,5 @@ func forWords(s string, f func(w []byte)) {
 	flush()
 }
 
-// covers reports whether entity id is, or is within, entity of.
-func (g *gazetteer) name(id uint16) string { return g.ents[id].name }
+// name is how -explain names an entity: its first alias.
+func (g *gazetteer) name(id uint16) string { return g.ents[id].alias }

@@ -159,19 +159,26 @@ func (x *Index) rarity(t token) float32 {
 // airport, a plant in a neighbouring country names its own ("Lithuania"
 // against "Latvia", "Aalborg" against "Copenhagen").
 func (x *Index) similarityLocked(a, b []token, aa, ab *anchors) float64 {
-	sim, _ := x.scoreLocked(a, b, aa, ab, false)
-	return sim
+	return x.scoreLocked(a, b, aa, ab, false).sim
+}
+
+// score is the comparison of two items: sim decides, words is the
+// similarity of their words alone, g what their anchors share.
+type score struct {
+	sim, words float64
+	g          agreement
 }
 
 // scoreLocked is similarityLocked with the comparison of the two items'
 // anchors (see compareAnchors): a contradiction keeps them apart (0), an
 // agreement adds its evidence to the similarity of their words, and a
 // figure or a name both share lifts the conflicts that words alone would
-// see ("$3.5bn" and "2.95 billion euros", "Alphabet" and "Google").
-func (x *Index) scoreLocked(a, b []token, aa, ab *anchors, explain bool) (float64, agreement) {
+// see ("$3.5bn" and "2.95 billion euros", "Alphabet" and "Google"). With
+// explain, words is computed even for items kept apart, and g says why.
+func (x *Index) scoreLocked(a, b []token, aa, ab *anchors, explain bool) score {
 	g := compareAnchors(aa, ab, explain)
-	if g.kept != keptNone {
-		return 0, g
+	if g.kept != keptNone && !explain {
+		return score{g: g}
 	}
 	var inter, union float32
 	figA, figB, figBoth := 0, 0, 0
@@ -225,16 +232,20 @@ func (x *Index) scoreLocked(a, b []token, aa, ab *anchors, explain bool) (float6
 		nameB += b[j].headName()
 	}
 	if union == 0 {
-		return 0, g
+		return score{g: g}
 	}
 	sim := float64(inter / union)
+	words := sim
 	if g.figs == 0 && figA > 0 && figB > 0 && (figBoth == 0 || headFigA > 0 && headFigB > 0) {
 		sim *= figureConflict
 	}
 	if !g.headEnt && nameBoth == 0 && nameA > 0 && nameB > 0 {
 		sim *= nameConflict
 	}
-	return sim + g.bonus(), g
+	if g.kept != keptNone {
+		return score{words: words, g: g}
+	}
+	return score{sim: sim + g.bonus(), words: words, g: g}
 }
 
 // similarityDocs is the similarity of two documents in x.
@@ -405,11 +416,24 @@ func (x *Index) keyHash(key string) uint64 {
 // bestLocked finds the most similar remembered item within the window.
 // The result points into the ring: use it before unlocking.
 func (x *Index) bestLocked(sig *signature, at time.Time) (*member, float64) {
-	if len(sig.toks) < minTokens {
-		return nil, 0
-	}
 	var best *member
 	bestSim := 0.0
+	x.candidatesLocked(sig, at, func(m *member) bool {
+		if sim := x.similarityLocked(sig.toks, m.toks, &sig.anc, &m.anc); sim >= x.opts.Threshold && sim > bestSim {
+			best, bestSim = m, sim
+		}
+		return bestSim < sureSimilarity
+	})
+	return best, bestSim
+}
+
+// candidatesLocked calls f with each remembered item within the window
+// that shares a band value with sig, the latest first, until f returns
+// false.
+func (x *Index) candidatesLocked(sig *signature, at time.Time, f func(m *member) bool) {
+	if len(sig.toks) < minTokens {
+		return
+	}
 	var seen [allBands * perBand]uint64
 	nseen := 0
 	for i, v := range sig.mins {
@@ -434,15 +458,11 @@ func (x *Index) bestLocked(sig *signature, at time.Time) (*member, float64) {
 			if !x.inWindow(m.at, at) {
 				continue
 			}
-			if sim := x.similarityLocked(sig.toks, m.toks, &sig.anc, &m.anc); sim >= x.opts.Threshold && sim > bestSim {
-				best, bestSim = m, sim
-				if sim >= sureSimilarity {
-					return best, bestSim
-				}
+			if !f(m) {
+				return
 			}
 		}
 	}
-	return best, bestSim
 }
 
 func (x *Index) inWindow(a, b time.Time) bool {

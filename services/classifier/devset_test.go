@@ -39,7 +39,7 @@ func TestDevSetPredictions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RunClassify(context.Background(), c, in, out, os.Getenv("FEEDMON_DEVSET_EXPLAIN") != ""); err != nil {
+	if _, err := RunClassify(context.Background(), c, in, out, RunOptions{Explain: os.Getenv("FEEDMON_DEVSET_EXPLAIN") != ""}); err != nil {
 		t.Fatal(err)
 	}
 }

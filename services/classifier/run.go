@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/htmltext"
 	"github.com/feedmon/feedmon/internal/story"
 )
@@ -35,6 +36,34 @@ type classifyOut struct {
 	Matches map[string][]string `json:"matches"`
 	StoryID string              `json:"story_id"`
 	Explain []TopicExplain      `json:"explain,omitempty"`
+	Story   *StoryExplain       `json:"story_explain,omitempty"`
+}
+
+// StoryExplain is what -explain says of a line's story: the line it
+// joined and what they share, or the closest line it did not join and
+// what kept them apart.
+type StoryExplain struct {
+	story.Explanation
+	// MatchedWords and NearMissWords are the content words the line
+	// shares with those lines.
+	MatchedWords  []string `json:"matched_words,omitempty"`
+	NearMissWords []string `json:"near_miss_words,omitempty"`
+}
+
+// RunOptions configure RunClassify.
+type RunOptions struct {
+	// Explain adds, per topic, the rule that fired and why, and what
+	// made the line's story.
+	Explain bool
+	// Stories configures story grouping as the service's (see
+	// StoryOptions).
+	Stories story.Options
+}
+
+// StoryOptions are the story options of a config's stories.* keys, as
+// the service and `feedmon classify` both apply them.
+func StoryOptions(s config.Stories) story.Options {
+	return story.Options{Window: s.Window.D(), Threshold: s.Threshold, MaxEntries: s.MaxEntries}
 }
 
 type classifyErr struct {
@@ -51,10 +80,13 @@ type classifyErr struct {
 // into exit status 1).
 //
 // Every answered line carries a story_id: lines that are near-duplicate
-// reports of one story (story.Index, in memory, default window and
-// threshold) share the id of the first of them.
-func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer, explain bool) (badLines int, err error) {
-	stories := story.New(story.Options{})
+// reports of one story (story.Index, in memory, with opts.Stories) share
+// the id of the first of them.
+func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer, opts RunOptions) (badLines int, err error) {
+	explain := opts.Explain
+	stories := story.New(opts.Stories)
+	// With explain, the lines read so far, to say which words two share.
+	docs := map[string]story.Doc{}
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(out, 64<<10)
 	enc := json.NewEncoder(w)
@@ -104,8 +136,21 @@ func RunClassify(ctx context.Context, c *Classifier, in io.Reader, out io.Writer
 				if t, err := time.Parse(time.RFC3339, item.Published); err == nil {
 					doc.At = t
 				}
-				// An in-memory index has no error to return.
-				o.StoryID, _ = stories.Assign(doc)
+				if explain {
+					var ex story.Explanation
+					o.StoryID, _, ex = stories.AssignExplain(doc)
+					se := &StoryExplain{Explanation: ex}
+					if ex.Matched != nil {
+						se.MatchedWords = story.SharedWords(doc, docs[ex.Matched.ID])
+					}
+					if ex.NearMiss != nil {
+						se.NearMissWords = story.SharedWords(doc, docs[ex.NearMiss.ID])
+					}
+					docs[doc.ID] = doc
+					o.Story = se
+				} else {
+					o.StoryID, _ = stories.Assign(doc)
+				}
 				if o.Scores == nil {
 					o.Scores = map[string]float64{}
 				}

@@ -24,7 +24,7 @@ func TestRunClassify(t *testing.T) {
 		`{"id":"e","title":"Earth Day"}`,
 	}, "\n")
 	var out bytes.Buffer
-	bad, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, false)
+	bad, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRunClassifyExplain(t *testing.T) {
 	c := builtin(t)
 	var out bytes.Buffer
 	in := `{"id":"x","title":"Celtics defense holds before the trade deadline","summary":""}` + "\n"
-	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, true); err != nil {
+	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, RunOptions{Explain: true}); err != nil {
 		t.Fatal(err)
 	}
 	var r struct {
@@ -104,7 +104,7 @@ func TestRunClassifyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out bytes.Buffer
-	if _, err := RunClassify(ctx, c, strings.NewReader(`{"id":"a"}`), &out, false); err == nil {
+	if _, err := RunClassify(ctx, c, strings.NewReader(`{"id":"a"}`), &out, RunOptions{}); err == nil {
 		t.Error("want context error")
 	}
 }
@@ -123,7 +123,7 @@ func TestRunClassifyStoryIDs(t *testing.T) {
 		`{"id": "a1", "title": "Storm closes ports along the Baltic coast", "summary": "Ferries between Germany and Sweden were cancelled."}`,
 	}, "\n")
 	var out bytes.Buffer
-	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, false); err != nil {
+	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

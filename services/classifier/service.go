@@ -104,9 +104,7 @@ func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg promet
 	}
 	s.errors.WithLabelValues("decode")
 	s.errors.WithLabelValues("publish")
-	s.storyOpts.Window = cfg.Stories.Window.D()
-	s.storyOpts.Threshold = cfg.Stories.Threshold
-	s.storyOpts.MaxEntries = cfg.Stories.MaxEntries
+	s.storyOpts = StoryOptions(cfg.Stories)
 	for _, o := range opts {
 		o(s)
 	}
