@@ -466,7 +466,7 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 			default:
 				return f, false // "H20", "MI308", "A320"
 			}
-		case p.kind == tkWord && p.upper && !p.first && !t.glued && !t.brk && !word && dec == 0 && !t.group &&
+		case p.kind == tkWord && p.upper && (!p.first || isCompany(p.h)) && !t.glued && !t.brk && !word && dec == 0 && !t.group &&
 			!sc.titleCase && lex.words[p.h].kind == wkNone && !nextIsUnit(toks, i):
 			// "Boeing 787", "Ariane 6", "Windows 11": part of a name.
 			return f, false
@@ -598,6 +598,13 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 		return sc.cjkUnit(f, v, unit, mult, class, cur, n.s)
 	}
 	return finishFigure(f, v, unit, mult, class, cur, dec, word)
+}
+
+// isCompany reports whether the folded word of hash h names a company
+// ("Boeing" of "Boeing 787").
+func isCompany(h uint64) bool {
+	ids := gaz.words[h]
+	return ids[0] != 0 && gaz.ents[ids[0]].kind == kindCompany
 }
 
 // nextIsUnit reports whether the number token i is followed by a unit,

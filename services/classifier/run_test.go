@@ -150,3 +150,46 @@ func TestRunClassifyStoryIDs(t *testing.T) {
 		t.Errorf("story ids %v, want %v", got, want)
 	}
 }
+
+// TestRunClassifyExplainStories: with explain, each line says which line
+// it joined and what they share, or which line it was kept apart from and
+// why.
+func TestRunClassifyExplainStories(t *testing.T) {
+	t.Parallel()
+	c := builtin(t)
+	in := strings.Join([]string{
+		`{"id":"a","lang":"en","title":"Japan pledges $3 billion in new aid for Ukraine reconstruction","summary":"Tokyo will provide $3 billion in loans and grants for Ukraine's power grid, Prime Minister Shigeru Ishiba told a donor conference in Rome."}`,
+		`{"id":"b","lang":"en","title":"Tokyo commits fresh $3bn to rebuild Ukraine's energy network","summary":"Speaking in Rome, the Japanese prime minister said the money would go to power infrastructure."}`,
+		`{"id":"c","lang":"en","title":"Germany pledges $3 billion in new aid for Ukraine reconstruction","summary":"Berlin will provide $3 billion in loans and grants for Ukraine's power grid, Chancellor Friedrich Merz told a donor conference in Rome."}`,
+	}, "\n")
+	var out bytes.Buffer
+	if _, err := RunClassify(context.Background(), c, strings.NewReader(in), &out, RunOptions{Explain: true}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines: %s", len(lines), out.String())
+	}
+	var recs []struct {
+		StoryID string        `json:"story_id"`
+		Story   *StoryExplain `json:"story_explain"`
+	}
+	for _, l := range lines {
+		var r struct {
+			StoryID string        `json:"story_id"`
+			Story   *StoryExplain `json:"story_explain"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	b, c2 := recs[1].Story, recs[2].Story
+	if recs[1].StoryID != "a" || b == nil || b.Matched == nil || b.Matched.ID != "a" ||
+		!strings.Contains(b.Matched.Shared, "Japan") || len(b.MatchedWords) == 0 {
+		t.Errorf("b: %s", lines[1])
+	}
+	if recs[2].StoryID != "c" || c2 == nil || c2.NearMiss == nil || !strings.Contains(c2.NearMiss.KeptApart, "Germany") {
+		t.Errorf("c: %s", lines[2])
+	}
+}
