@@ -2,8 +2,8 @@ package story
 
 import (
 	"math"
-	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -72,7 +72,8 @@ func extractAnchors(title, text, lang string) anchors {
 		text = htmltext.ToText(text)
 	}
 	var a anchors
-	var sc scanner
+	sc := scanners.Get().(*scanner)
+	defer scanners.Put(sc)
 	sc.run(&a, title, lang, true)
 	sc.run(&a, text, lang, false)
 	a.lang = langCode(lang)
@@ -193,8 +194,10 @@ const (
 // atok is one token of the scanner: a word (letters), a number, a symbol
 // or a run of CJK text.
 type atok struct {
-	s     string // the token's text
-	h     uint64 // word: hash of its folded form
+	s     string   // the token's text
+	h     uint64   // word: hash of its folded form
+	wi    wordInfo // word: its entry in the lexicon
+	alias bool     // word: part of some alias of the gazetteer
 	v     float64
 	kind  uint8
 	dec   int8 // number: digits after the decimal mark
@@ -206,6 +209,10 @@ type atok struct {
 	group bool // number: written with a thousands separator
 	r     rune // symbol
 }
+
+// scanners holds scanners between items: a scanner is a few kilobytes,
+// too much to clear (or allocate) for each item.
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
 
 // maxScanTokens bounds the tokens read of one text: the headline and the
 // start of the summary say what a story is.
@@ -257,9 +264,9 @@ func (sc *scanner) run(a *anchors, s, lang string, head bool) {
 			sc.mention = false
 		}
 		if t.kind == tkWord && i > 0 && toks[i-1].kind == tkWord {
-			switch lex.words[t.h].kind {
+			switch t.wi.kind {
 			case wkAfter:
-				if pw := lex.words[toks[i-1].h]; pw.kind == wkUnit && pw.unit == classSkip {
+				if pw := toks[i-1].wi; pw.kind == wkUnit && pw.unit == classSkip {
 					sc.mention = true
 				}
 			case wkRefer:
@@ -272,12 +279,15 @@ func (sc *scanner) run(a *anchors, s, lang string, head bool) {
 		switch t.kind {
 		case tkWord:
 			sc.matchWords(i)
-			wi := lex.words[t.h]
+			wi := t.wi
 			switch {
 			case wi.kind == wkMonth || t.upper && (t.s == "May" || t.s == "March"):
 				m := int(wi.val)
 				if wi.kind != wkMonth {
-					m = map[string]int{"May": 5, "March": 3}[t.s]
+					m = 5
+					if t.s == "March" {
+						m = 3
+					}
 				}
 				a.addPeriod(1<<(m-1), head)
 				// "August 1": the day is no figure.
@@ -290,7 +300,7 @@ func (sc *scanner) run(a *anchors, s, lang string, head bool) {
 				a.headWeigh = a.headWeigh || head
 			case wi.kind == wkOrdinal && wi.val <= 4:
 				if i+1 < len(toks) && toks[i+1].kind == tkWord {
-					switch lex.words[toks[i+1].h].kind {
+					switch toks[i+1].wi.kind {
 					case wkQuarter:
 						a.addPeriod(quarterBits(int(wi.val)), head)
 					case wkHalf:
@@ -357,13 +367,13 @@ func monthRange(m1, m2 int) uint16 {
 // 75%" is a change, not a range.
 func (sc *scanner) rangeEnd(f *figure, i int, lang string) {
 	toks := sc.toks[:sc.n]
-	if i > 0 && toks[i-1].kind == tkWord && lex.words[toks[i-1].h].kind == wkFrom {
+	if i > 0 && toks[i-1].kind == tkWord && toks[i-1].wi.kind == wkFrom {
 		return
 	}
 	j := i + 1
 	for j < len(toks) && j <= i+3 {
 		t := toks[j]
-		if t.kind == tkSym && t.r == '-' || t.kind == tkWord && lex.words[t.h].kind == wkTo {
+		if t.kind == tkSym && t.r == '-' || t.kind == tkWord && t.wi.kind == wkTo {
 			break
 		}
 		if t.kind == tkNum || t.brk {
@@ -467,14 +477,14 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 				return f, false // "H20", "MI308", "A320"
 			}
 		case p.kind == tkWord && p.upper && (!p.first || isCompany(p.h)) && !t.glued && !t.brk && !word && dec == 0 && !t.group &&
-			!sc.titleCase && lex.words[p.h].kind == wkNone && !nextIsUnit(toks, i):
+			!sc.titleCase && p.wi.kind == wkNone && !nextIsUnit(toks, i):
 			// "Boeing 787", "Ariane 6", "Windows 11": part of a name.
 			return f, false
-		case p.kind == tkWord && lex.words[p.h].kind == wkQuake,
-			i > 1 && toks[i-2].kind == tkWord && lex.words[toks[i-2].h].kind == wkQuake:
+		case p.kind == tkWord && p.wi.kind == wkQuake,
+			i > 1 && toks[i-2].kind == tkWord && toks[i-2].wi.kind == wkQuake:
 			// "magnitude 6.9", "a magnitude of 7.0", "Stärke 6,9"
 			class = classQuake
-		case p.kind == tkWord && lex.words[p.h].kind == wkMonth && !word:
+		case p.kind == tkWord && p.wi.kind == wkMonth && !word:
 			if v <= 31 && dec == 0 {
 				return f, false // "August 1"
 			}
@@ -495,7 +505,7 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 	for j < len(toks) {
 		n := toks[j]
 		if n.kind == tkWord {
-			wi := lex.words[n.h]
+			wi := n.wi
 			if wi.kind == wkMag || n.glued && (n.s == "m" || n.s == "k" || n.s == "b") {
 				switch {
 				case wi.kind == wkMag && (n.s == "billion" || n.s == "billions") && (lang == "fr" || lang == "de"):
@@ -557,14 +567,14 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 			cur = curUSD
 		}
 	case tkWord:
-		wi := lex.words[n.h]
+		wi := n.wi
 		switch wi.kind {
 		case wkUnit:
 			if wi.unit == classSkip {
 				return f, false
 			}
 			// "13.9 million tonnes", "25 basis points", "5-4 vote"
-			if wi.unit == classIndex && j+1 < len(toks) && lex.words[toks[j+1].h].kind == wkUnit {
+			if wi.unit == classIndex && j+1 < len(toks) && toks[j+1].wi.kind == wkUnit {
 				break
 			}
 			class, mult = wi.unit, mult*wi.val
@@ -573,7 +583,7 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 		case wkMonth:
 			return f, false // "1 November", "24 juin"
 		case wkPer:
-			if j+1 < len(toks) && lex.words[toks[j+1].h].kind == wkCent {
+			if j+1 < len(toks) && toks[j+1].wi.kind == wkCent {
 				class = classPercent
 			}
 		default:
@@ -586,7 +596,7 @@ func (sc *scanner) figure(i int, lang string, v float64, dec, zeros int8) (f fig
 			}
 			// "basis points", "percentage points", "points de base"
 			if n.s == "basis" || n.s == "percentage" {
-				if j+1 < len(toks) && lex.words[toks[j+1].h].kind == wkUnit && lex.words[toks[j+1].h].unit == classIndex {
+				if j+1 < len(toks) && toks[j+1].wi.kind == wkUnit && toks[j+1].wi.unit == classIndex {
 					class = classPoints
 					if n.s == "basis" {
 						mult *= 0.01
@@ -617,7 +627,7 @@ func nextIsUnit(toks []atok, i int) bool {
 	if n.kind == tkSym {
 		return n.r == '%' || n.r == '€' || n.r == '$'
 	}
-	switch lex.words[n.h].kind {
+	switch n.wi.kind {
 	case wkUnit, wkMag, wkCurrency, wkPer:
 		return n.kind == tkWord
 	}
@@ -717,10 +727,13 @@ func (sc *scanner) matchWords(i int) {
 			return
 		}
 	}
+	if !t.alias {
+		return
+	}
 	// Words before it, back to the longest alias, without punctuation
 	// between them.
 	start := i
-	for start > 0 && i-start+1 < gaz.maxSeq && toks[start-1].kind == tkWord && !toks[start].brk {
+	for start > 0 && i-start+1 < gaz.maxSeq && toks[start-1].kind == tkWord && toks[start-1].alias && !toks[start].brk {
 		start--
 	}
 	for from := start; from <= i; from++ {
@@ -903,7 +916,7 @@ func (sc *scanner) tokenize(s, lang string) {
 				}
 				break
 			}
-			v, _ := strconv.ParseFloat(string(buf[:n]), 64)
+			v := parseDecimal(buf[:n])
 			if !point {
 				for k := n - 1; k > 0 && buf[k] == '0'; k-- {
 					zeros++
@@ -948,7 +961,8 @@ func (sc *scanner) tokenize(s, lang string) {
 				n = 2
 				i += 3
 			}
-			sc.push(atok{s: w, kind: tkWord, h: hashBytes(buf[:n]), glued: !space, brk: brk, upper: upper, first: first})
+			h := hashBytes(buf[:n])
+			sc.push(atok{s: w, kind: tkWord, h: h, wi: lex.lookup(h), alias: gaz.aliasWord(h), glued: !space, brk: brk, upper: upper, first: first})
 			space, brk, first = false, false, false
 		default:
 			f := fold(r)
@@ -973,6 +987,26 @@ func (sc *scanner) tokenize(s, lang string) {
 			i += size
 		}
 	}
+}
+
+// parseDecimal is the value of digits with at most one '.'.
+func parseDecimal(b []byte) float64 {
+	var m uint64
+	frac := 0
+	point := false
+	for _, c := range b {
+		if c == '.' {
+			point = true
+			continue
+		}
+		if m < 1e17 {
+			m = m*10 + uint64(c-'0')
+			if point {
+				frac++
+			}
+		}
+	}
+	return float64(m) / math.Pow10(frac)
 }
 
 func (sc *scanner) push(t atok) {

@@ -11,11 +11,11 @@ import (
 // Reasons two reports are kept apart whatever their words share (see
 // compareAnchors).
 const (
-	keptNone     = iota
-	keptFigure   // a headline figure the other report contradicts
-	keptFigures  // figures of one kind, none in common
-	keptPeriod   // another month or quarter
-	keptEntity   // another country, body or company in the headline
+	keptNone    = iota
+	keptFigure  // a headline figure the other report contradicts
+	keptFigures // figures of one kind, none in common
+	keptPeriod  // another month or quarter
+	keptEntity  // another country, body or company in the headline
 	keptDirection
 	keptLanguage // two languages: see compareAnchors
 	keptWeigh    // one weighs a measure, the other reports one taken
@@ -34,18 +34,18 @@ var keptReasons = [...]string{
 // agreement is what two reports' anchors share, or the first thing that
 // contradicts them.
 type agreement struct {
-	kept    int // a kept* reason, keptNone when nothing contradicts
-	rich    int // figures both quote (counted once each): rich ones,
+	kept     int // a kept* reason, keptNone when nothing contradicts
+	rich     int // figures both quote (counted once each): rich ones,
 	richHead int // (of them, quoted by both headlines)
-	figs    int // others,
-	weak    int // and small counts
+	figs     int // others,
+	weak     int // and small counts
 	// anchored: a rich figure and a name of a headline in common, which
 	// no look-alike without a contradiction shares.
 	anchored bool
 	headEnt  bool // both headlines name one entity
-	ents    int // entities both name
-	period  bool
-	sameDir bool
+	ents     int  // entities both name
+	period   bool
+	sameDir  bool
 	// what explains the decision: the figures and entities at stake.
 	detail string
 }
@@ -123,7 +123,7 @@ func b2f(b bool) float64 {
 func compareAnchors(a, b *anchors, explain bool) agreement {
 	var g agreement
 	if a.lang != 0 && b.lang != 0 && a.lang != b.lang {
-		return g.keep(keptLanguage, explain, langString(a.lang)+" / "+langString(b.lang))
+		return g.keep(keptLanguage, explain, func() string { return langString(a.lang) + " / " + langString(b.lang) })
 	}
 	// Figures.
 	var matchedB uint16
@@ -153,14 +153,14 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 		}
 	}
 	if f := headFigureConflict(a, b); f != nil {
-		return g.keep(keptFigure, explain, f.String())
+		return g.keep(keptFigure, explain, func() string { return f.String() })
 	}
 	if f := headFigureConflict(b, a); f != nil {
-		return g.keep(keptFigure, explain, f.String())
+		return g.keep(keptFigure, explain, func() string { return f.String() })
 	}
 	if g.rich == 0 && g.figs == 0 && g.weak == 0 {
 		if c, ok := commonClass(a, b); ok {
-			return g.keep(keptFigures, explain, className(c))
+			return g.keep(keptFigures, explain, func() string { return className(c) })
 		}
 	}
 	// Periods.
@@ -168,7 +168,7 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	case a.headPeriods != 0 && b.periods != 0 && a.headPeriods&b.periods == 0,
 		b.headPeriods != 0 && a.periods != 0 && b.headPeriods&a.periods == 0,
 		a.headPeriods == 0 && b.headPeriods == 0 && a.periods != 0 && b.periods != 0 && a.periods&b.periods == 0:
-		return g.keep(keptPeriod, explain, periodString(a.periods)+" / "+periodString(b.periods))
+		return g.keep(keptPeriod, explain, func() string { return periodString(a.periods) + " / " + periodString(b.periods) })
 	}
 	g.period = a.periods&b.periods != 0
 	if g.period && explain {
@@ -176,7 +176,7 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	}
 	// Entities.
 	if ea, eb := uniqueHeadEntity(a, b); ea != 0 {
-		return g.keep(keptEntity, explain, gaz.name(ea)+" / "+gaz.name(eb))
+		return g.keep(keptEntity, explain, func() string { return gaz.name(ea) + " / " + gaz.name(eb) })
 	}
 	for _, id := range a.ents[:a.nEnts] {
 		if hasID(b.ents[:b.nEnts], id) {
@@ -195,10 +195,10 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	// ("duties up, quotas down").
 	da, db := a.headDir, b.headDir
 	if opposite(da, db, dirUp, dirDown) || opposite(da, db, dirImpose, dirLift) {
-		return g.keep(keptDirection, explain, dirString(da)+" / "+dirString(db))
+		return g.keep(keptDirection, explain, func() string { return dirString(da) + " / " + dirString(db) })
 	}
 	if a.headWeigh != b.headWeigh {
-		return g.keep(keptWeigh, explain, "weighs / done")
+		return g.keep(keptWeigh, explain, func() string { return "weighs / done" })
 	}
 	g.sameDir = da != 0 && da == db
 	if g.sameDir && explain {
@@ -207,10 +207,12 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	return g
 }
 
-func (g agreement) keep(reason int, explain bool, what string) agreement {
+// keep records what keeps two items apart; what is called only to
+// explain.
+func (g agreement) keep(reason int, explain bool, what func() string) agreement {
 	g.kept = reason
 	if explain {
-		g.detail = keptReasons[reason] + ": " + what
+		g.detail = keptReasons[reason] + ": " + what()
 	}
 	return g
 }

@@ -48,7 +48,13 @@ type gazetteer struct {
 	maxSeq  int // longest alphabetic alias, in words
 	byName  map[string]uint16
 	aliases []string // for tests: every alias, in table order
+	// inAlias holds the words of alphabetic aliases: a word not in it
+	// starts or continues no alias.
+	inAlias hashSet
 }
+
+// aliasWord reports whether a folded word's hash may be part of an alias.
+func (g *gazetteer) aliasWord(h uint64) bool { return g.inAlias.maybe(h) }
 
 var gaz = mustGazetteer(gazetteerText)
 
@@ -155,7 +161,9 @@ func (g *gazetteer) add(alias string, id uint16) {
 	var h uint64
 	n := 0
 	forWords(alias, func(w []byte) {
-		h = seqHash(h, n, hashBytes(w))
+		wh := hashBytes(w)
+		g.inAlias.add(wh)
+		h = seqHash(h, n, wh)
 		n++
 	})
 	g.words[h] = addID(g.words[h], id)

@@ -14,14 +14,14 @@ import (
 type wordKind uint8
 
 const (
-	wkNone    wordKind = iota
-	wkMonth            // val: 1 to 12
-	wkMag              // val: the multiplier ("billion", "Mrd", "milliards")
-	wkCurrency         // val: US dollars per unit
-	wkUnit             // unit: the figure's class; val: its factor
-	wkNumber           // val: a number written as a word ("three", "vier")
-	wkDir              // dir: the direction bits
-	wkOrdinal          // val: 1 to 4, for quarters and halves
+	wkNone     wordKind = iota
+	wkMonth             // val: 1 to 12
+	wkMag               // val: the multiplier ("billion", "Mrd", "milliards")
+	wkCurrency          // val: US dollars per unit
+	wkUnit              // unit: the figure's class; val: its factor
+	wkNumber            // val: a number written as a word ("three", "vier")
+	wkDir               // dir: the direction bits
+	wkOrdinal           // val: 1 to 4, for quarters and halves
 	wkQuarter
 	wkHalf
 	wkQuake // "magnitude": the figure that follows is one
@@ -180,6 +180,7 @@ lift 解除 再開 恢复 撤销 取消 撤回
 // start alike).
 type lexicon struct {
 	words  map[uint64]wordInfo
+	has    hashSet // the keys of words, to skip the map for most words
 	cjk    map[string]wordInfo
 	maxCJK int // longest CJK entry in runes
 }
@@ -254,6 +255,7 @@ func newLexicon() *lexicon {
 			wi.dir |= dirUp // "lift a ban", but also "lift prices"
 		}
 		l.words[h] = wi
+		l.has.add(h)
 	})
 	parse(lexiconCJK, func(w string, wi wordInfo) {
 		l.cjk[w] = wi
@@ -261,6 +263,21 @@ func newLexicon() *lexicon {
 	})
 	return l
 }
+
+// lookup is the entry of a folded word's hash, or none.
+func (l *lexicon) lookup(h uint64) wordInfo {
+	if !l.has.maybe(h) {
+		return wordInfo{}
+	}
+	return l.words[h]
+}
+
+// hashSet is a one-hash Bloom filter of word hashes: most words of a text
+// are in no list, and a bit test costs less than a map lookup.
+type hashSet [1 << 10]uint64
+
+func (s *hashSet) add(h uint64)        { s[h>>54] |= 1 << (h >> 48 & 63) }
+func (s *hashSet) maybe(h uint64) bool { return s[h>>54]&(1<<(h>>48&63)) != 0 }
 
 func unitClass(name string) uint8 {
 	switch name {

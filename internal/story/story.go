@@ -264,8 +264,8 @@ type member struct {
 	key   string // memKey of the item
 	story string
 	at    time.Time
-	toks  []token       // the signature's tokens
-	anc   anchors       // the signature's anchors
+	toks  []token          // the signature's tokens
+	anc   anchors          // the signature's anchors
 	next  [allBands]uint64 // seq of the next older item of each band
 }
 
