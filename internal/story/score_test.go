@@ -129,6 +129,28 @@ func TestScoreFile(t *testing.T) {
 		pred = assignAll(t, fx, Options{})
 	}
 	reportScore(t, gold, pred)
+	// Per language: the pairs of two lines of that language (a line
+	// without one counts as English, as the sets write English).
+	langs := map[string]map[string]string{}
+	for _, f := range fx {
+		l := f.Lang
+		if l == "" {
+			l = "en"
+		}
+		if langs[l] == nil {
+			langs[l] = map[string]string{}
+		}
+		langs[l][f.ID] = f.Group
+	}
+	names := make([]string, 0, len(langs))
+	for l := range langs {
+		names = append(names, l)
+	}
+	sortStrings(names)
+	for _, l := range names {
+		s := scorePairs(langs[l], pred)
+		t.Logf("%s: precision %.3f recall %.3f (tp %d, fp %d, fn %d)", l, s.Precision, s.Recall, s.TP, s.FP, s.FN)
+	}
 }
 
 func reportScore(t *testing.T, gold, pred map[string]string) pairScore {
