@@ -216,7 +216,7 @@ var scanners = sync.Pool{New: func() any { return new(scanner) }}
 
 // maxScanTokens bounds the tokens read of one text: the headline and the
 // start of the summary say what a story is.
-const maxScanTokens = 160
+const maxScanTokens = 128
 
 type scanner struct {
 	toks [maxScanTokens]atok
@@ -854,6 +854,32 @@ func (sc *scanner) tokenize(s, lang string) {
 	commaDecimal := lang == "de" || lang == "fr"
 	var buf [64]byte
 	for i := 0; i < len(s) && sc.n < len(sc.toks); {
+		if c := s[i]; c < utf8.RuneSelf && c|0x20 >= 'a' && c|0x20 <= 'z' {
+			// Fast path: an ASCII word that ends in ASCII (most words),
+			// lower-cased as it is copied.
+			j := i + 1
+			for j < len(s) && s[j] < utf8.RuneSelf && s[j]|0x20 >= 'a' && s[j]|0x20 <= 'z' {
+				j++
+			}
+			if j == len(s) || s[j] < utf8.RuneSelf {
+				n := min(j-i, len(buf))
+				for k := range n {
+					buf[k] = s[i+k] | 0x20
+				}
+				sc.pushWord(s, i, j, buf[:n], space, brk, first)
+				space, brk, first = false, false, false
+				i = j
+				if n == 1 && i+2 < len(s) && s[i] == '.' && s[i+1] >= 'A' && s[i+1] <= 'Z' && s[i+2] == '.' &&
+					c >= 'A' && c <= 'Z' && (i+3 == len(s) || !isWordRune(rune(s[i+3]))) {
+					// "U.S.", "U.K.": one word.
+					sc.n--
+					buf[1] = s[i+1] | 0x20
+					sc.pushWord(s[i-1:i]+s[i+1:i+2], 0, 2, buf[:2], space, brk, first)
+					i += 3
+				}
+				continue
+			}
+		}
 		r, size := decode(s, i)
 		switch {
 		case r == ' ' || r == '\t' || r == '\n' || r == 0xa0 || r == 0x202f || r == 0x3000 || r == '\r':
@@ -938,7 +964,6 @@ func (sc *scanner) tokenize(s, lang string) {
 		case isWordRune(r):
 			start := i
 			n := 0
-			upper := isUpper(r)
 			for i < len(s) {
 				c, sz := decode(s, i)
 				if !isWordRune(c) || isDigit(fold(c)) || c >= 0x2e80 && isCJK(c) {
@@ -953,16 +978,7 @@ func (sc *scanner) tokenize(s, lang string) {
 				}
 				i += sz
 			}
-			w := s[start:i]
-			// "U.S.", "U.K.": one word.
-			if i-start == 1 && upper && i+2 < len(s) && s[i] == '.' && s[i+1] >= 'A' && s[i+1] <= 'Z' && s[i+2] == '.' {
-				w = string([]byte{s[start], s[i+1]})
-				buf[1] = s[i+1] | 0x20
-				n = 2
-				i += 3
-			}
-			h := hashBytes(buf[:n])
-			sc.push(atok{s: w, kind: tkWord, h: h, wi: lex.lookup(h), alias: gaz.aliasWord(h), glued: !space, brk: brk, upper: upper, first: first})
+			sc.pushWord(s, start, i, buf[:n], space, brk, first)
 			space, brk, first = false, false, false
 		default:
 			f := fold(r)
@@ -1007,6 +1023,14 @@ func parseDecimal(b []byte) float64 {
 		}
 	}
 	return float64(m) / math.Pow10(frac)
+}
+
+// pushWord adds the word s[start:end], folded into w.
+func (sc *scanner) pushWord(s string, start, end int, w []byte, space, brk, first bool) {
+	h := hashBytes(w)
+	r, _ := utf8.DecodeRuneInString(s[start:end])
+	sc.push(atok{s: s[start:end], kind: tkWord, h: h, wi: lex.lookup(h), alias: gaz.aliasWord(h),
+		glued: !space, brk: brk, upper: isUpper(r), first: first})
 }
 
 func (sc *scanner) push(t atok) {

@@ -38,3 +38,16 @@ func BenchmarkSign(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(fx)), "ns/item")
 }
+
+// BenchmarkAnchors: the anchors alone (see extractAnchors), to compare
+// with BenchmarkSign.
+func BenchmarkAnchors(b *testing.B) {
+	fx := readJSONL(b, "testdata/stories.jsonl")
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, f := range fx {
+			extractAnchors(f.Title, f.Summary, f.Lang)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(fx)), "ns/item")
+}

@@ -109,6 +109,13 @@ type signature struct {
 
 // signDoc is the signature of d with its anchors.
 func signDoc(d Doc, scratch []token) signature {
+	// HTML is read once, for both.
+	if strings.ContainsAny(d.Title, "<&") {
+		d.Title = htmltext.ToText(d.Title)
+	}
+	if strings.ContainsAny(d.Text, "<&") {
+		d.Text = htmltext.ToText(d.Text)
+	}
 	s := sign(d.Title, d.Text, d.Lang, scratch)
 	s.anc = extractAnchors(d.Title, d.Text, d.Lang)
 	s.anc.anchorKeys(s.mins[Bands:])
