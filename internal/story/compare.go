@@ -328,11 +328,11 @@ func comparable(a, b *figure) bool {
 
 // figuresMatch reports whether two figures can be one: equal once
 // rounded to the coarser one's last digit ("about $10bn" and "$9.8
-// billion", "4,000" and "4,017.5"), for counts and sums within 1.5% (two
-// sources' tallies), for sums in two currencies within 10% (exchange
-// rates move), for a quake's magnitude within 0.15 (two agencies).
-// Percentages and index points must round to each other: 2.4% and 2.5%
-// are two months' inflation.
+// billion", "4,000" and "4,017.5"; a coarser figure may also be cut:
+// "over 2.14 million" and 2,145,954), for sums in two currencies within
+// 10% (exchange rates move), for a quake's magnitude within 0.15 (two
+// agencies). Two figures of one precision must be equal: 2.4% and 2.5%
+// are two months' inflation, 8.7 and 8.8 trillion yen two budgets.
 func figuresMatch(a, b *figure) bool {
 	if !comparable(a, b) {
 		return false
@@ -362,17 +362,16 @@ func figuresMatch(a, b *figure) bool {
 	if a.class == classMoney && a.cur != b.cur {
 		return d <= 0.1*m
 	}
-	if d <= math.Min(math.Max(a.tol, b.tol), 0.05*m)+1e-9*m {
+	coarse := math.Max(a.tol, b.tol)
+	if a.tol != b.tol {
+		// A coarser figure may be cut rather than rounded ("over 2.14
+		// million" for 2,145,954; "逾214万" for "214.6万").
+		coarse *= 2
+	}
+	if d <= math.Min(coarse, 0.05*m)+1e-9*m {
 		return true
 	}
-	switch a.class {
-	case classCount:
-		// Tallies of thousands; under that, counts are exact ("241
-		// dead" is not the crash that killed 242).
-		return m >= 1000 && d <= 0.015*m
-	case classMoney, classMass, classBarrels:
-		return d <= 0.015*m
-	case classQuake:
+	if a.class == classQuake {
 		return d <= 0.15+1e-9
 	}
 	return false
