@@ -71,6 +71,11 @@ func extractAnchors(title, text, lang string) anchors {
 	if strings.ContainsAny(text, "<&") {
 		text = htmltext.ToText(text)
 	}
+	return scanAnchors(title, text, lang)
+}
+
+// scanAnchors is extractAnchors of plain text.
+func scanAnchors(title, text, lang string) anchors {
 	var a anchors
 	sc := scanners.Get().(*scanner)
 	defer scanners.Put(sc)

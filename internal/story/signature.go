@@ -117,7 +117,7 @@ func signDoc(d Doc, scratch []token) signature {
 		d.Text = htmltext.ToText(d.Text)
 	}
 	s := sign(d.Title, d.Text, d.Lang, scratch)
-	s.anc = extractAnchors(d.Title, d.Text, d.Lang)
+	s.anc = scanAnchors(d.Title, d.Text, d.Lang)
 	s.anc.anchorKeys(s.mins[Bands:])
 	return s
 }
