@@ -51,6 +51,14 @@ func TestServiceStoryID(t *testing.T) {
 // ends, or when the returned function is called.
 func storyService(t *testing.T, b *bus.Bus, opts ...Option) (stop func()) {
 	t.Helper()
+	_, stop = startStoryService(t, b, opts...)
+	return stop
+}
+
+// startStoryService is storyService that also returns the service, for
+// tests that must know what a replica's story index holds.
+func startStoryService(t *testing.T, b *bus.Bus, opts ...Option) (*Service, func()) {
+	t.Helper()
 	set, err := topics.Effective(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +70,9 @@ func storyService(t *testing.T, b *bus.Bus, opts ...Option) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop = testkit.Run(t, "classifier", svc.Run)
+	stop := testkit.Run(t, "classifier", svc.Run)
 	bustest.Eventually(t, 10*time.Second, func() bool { return svc.Ready() == nil }, "classifier ready")
-	return stop
+	return svc, stop
 }
 
 // storyIDs collects the story id of every classified item.
@@ -158,12 +166,18 @@ func TestStoriesAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t)
 	story := storyIDs(t, b)
-	storyService(t, b)
-	storyService(t, b)
+	one, _ := startStoryService(t, b)
+	two, _ := startStoryService(t, b)
 	for r := range 12 {
 		a, bb, other := storyItems(r)
 		publishItem(t, b, a)
 		idA := story(a.ID)
+		// Whichever replica took a, the other learns it from the classified
+		// stream; on a loaded machine that can take longer than the test's
+		// own subscription, so wait for both before the next report.
+		bustest.Eventually(t, 10*time.Second, func() bool {
+			return one.stories.Known(a.ID) && two.stories.Known(a.ID)
+		}, "round %d: both replicas know %s", r, a.ID)
 		publishItem(t, b, bb)
 		if got := story(bb.ID); got != idA {
 			t.Fatalf("round %d: the second report got story %q, want %q", r, got, idA)
