@@ -158,3 +158,42 @@ func TestAssignExplain(t *testing.T) {
 		t.Errorf("shared words of a and b: %v", w)
 	}
 }
+
+// TestJoinNoMemberContradicts: a report joins a story only when no member
+// of it contradicts the report. The ministry's 8.8 trillion yen request
+// and a report of it as "about $60 billion" are one story; the cabinet's
+// 8.7 trillion yen budget matches the rounded dollar figure too, but not
+// the 8.8 trillion of the story's first report, so it starts its own
+// story instead of joining through the report that rounds. -explain names
+// the member that contradicts it.
+func TestJoinNoMemberContradicts(t *testing.T) {
+	t.Parallel()
+	docs := []Doc{
+		{ID: "a", Lang: "en", Title: "Japan's defence ministry seeks record 8.8 trillion yen for next fiscal year", Text: "The request for the year starting in April is up 3% and includes funds for long-range standoff missiles and a new satellite constellation, the ministry said on Friday."},
+		{ID: "b", Lang: "en", Title: "Tokyo asks for about $60 billion in military spending, its largest ever", Text: "Japan's Ministry of Defense on Friday submitted a budget request of roughly $60 billion for fiscal 2027, with money earmarked for standoff weapons and space-based surveillance."},
+		{ID: "c", Lang: "en", Title: "Japan's cabinet approves record 8.7 trillion yen defence budget", Text: "The government signed off on military spending for the fiscal year from April, slightly below the ministry's summer request, with funds for standoff missiles and satellites; parliament votes in March."},
+	}
+	x, y := New(Options{}), New(Options{})
+	var ids []string
+	var ex Explanation
+	for _, d := range docs {
+		id, _ := x.Assign(d)
+		id2, _, e := y.AssignExplain(d)
+		if id != id2 {
+			t.Errorf("%s: Assign %s, AssignExplain %s", d.ID, id, id2)
+		}
+		ids, ex = append(ids, id), e
+	}
+	if ids[1] != ids[0] {
+		t.Fatalf("b: story %s, want a's (%s): the test needs b to join a", ids[1], ids[0])
+	}
+	if ids[2] == ids[0] {
+		t.Errorf("c joined the story of a and b, whose member a contradicts it")
+	}
+	if ex.Matched != nil {
+		t.Errorf("c: matched %+v", ex.Matched)
+	}
+	if len(ex.Contradicted) == 0 || ex.Contradicted[0].ContradictedBy != "a" || ex.Contradicted[0].KeptApart == "" {
+		t.Errorf("c: contradicted %+v, want a story with member a contradicting", ex.Contradicted)
+	}
+}

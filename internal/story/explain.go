@@ -18,6 +18,10 @@ type Explanation struct {
 	// under the threshold, or the closest in words of those a
 	// contradiction kept apart.
 	NearMiss *Candidate `json:"near_miss,omitempty"`
+	// Contradicted lists the stories the item was close enough to join
+	// but that hold a member contradicting it (see Candidate.ContradictedBy),
+	// the closest first.
+	Contradicted []Candidate `json:"contradicted,omitempty"`
 }
 
 // Candidate is an item the index compared the item with.
@@ -33,6 +37,10 @@ type Candidate struct {
 	// KeptApart says what contradicts the two, or that the score is
 	// under the threshold.
 	KeptApart string `json:"kept_apart,omitempty"`
+	// ContradictedBy is the member of the candidate's story that
+	// contradicts the item (KeptApart says how): a report joins a story
+	// only when none of its members contradicts it.
+	ContradictedBy string `json:"contradicted_by,omitempty"`
 }
 
 // AssignExplain is Assign, with the explanation of its decision. It costs
@@ -48,20 +56,29 @@ func (x *Index) AssignExplain(d Doc) (storyID string, isNew bool, ex Explanation
 	if m := x.byHashLocked(key, kh); m != nil {
 		return m.story, false, ex
 	}
-	var best, near *member
-	var bestScore, nearScore score
+	var near *member
+	var nearScore score
+	var ms []match
+	bestSim := 0.0
 	x.candidatesLocked(&sig, d.At, func(m *member) bool {
 		sc := x.scoreLocked(sig.toks, m.toks, &sig.anc, &m.anc, true)
 		switch {
 		case sc.g.kept == keptNone && sc.sim >= x.opts.Threshold:
-			// As bestLocked: the first item this close ends the search.
-			if best == nil || sc.sim > bestScore.sim && bestScore.sim < sureSimilarity {
-				best, bestScore = m, sc
+			// As bestLocked: the first item this close ends the search
+			// for candidates (not for near misses).
+			if bestSim < sureSimilarity {
+				ms = append(ms, match{m: m, sc: sc})
+				bestSim = max(bestSim, sc.sim)
 			}
 		case near == nil || nearer(sc, nearScore):
 			near, nearScore = m, sc
 		}
 		return true
+	})
+	best, bestScore := x.chooseLocked(&sig, ms, func(c match, by *member, g agreement) {
+		v := candidate(c.m, c.sc, x.opts.Threshold)
+		v.ContradictedBy, v.KeptApart = by.key, g.detail
+		ex.Contradicted = append(ex.Contradicted, *v)
 	})
 	storyID, isNew = newStoryID(d), true
 	if best != nil {
@@ -159,6 +176,12 @@ func (e Explanation) String() string {
 			b.WriteString("; ")
 		}
 		fmt.Fprintf(&b, "kept apart from %s (score %.3f, words %.3f): %s", n.ID, n.Score, n.Words, n.KeptApart)
+	}
+	for _, c := range e.Contradicted {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "not joined %s's story (score %.3f): its member %s contradicts: %s", c.ID, c.Score, c.ContradictedBy, c.KeptApart)
 	}
 	return b.String()
 }
