@@ -37,6 +37,8 @@ func TestAnchors(t *testing.T) {
 		{"ja", "トヨタ自動車、アメリカに1兆5000億円投資", "", []string{"Toyota*", "United States*", "$10.05bn*"}},
 		{"ja", "4～6月期のGDP、年率1.0%増", "", []string{"1%*", "Apr+May+Jun (headline Apr+May+Jun)", "headline up"}},
 		{"ja", "日銀、政策金利を0.5%に引き上げ", "", []string{"Bank of Japan*", "Japan*", "0.5%*", "headline up"}},
+		{"zh", "日菲签署《互惠准入协定》", "", []string{"Japan*", "Philippines*"}},
+		{"zh", "中俄举行联合演习", "", []string{"China*", "Russia*"}},
 		{"zh", "比亚迪上半年销量214.6万辆", "1至6月累计销售2145954辆", []string{"BYD*", "2.15m*", "Jan+Feb+Mar+Apr+May+Jun"}},
 		{"zh", "海关数据：八月份出口增速降至半年低点", "", []string{"Aug (headline Aug)", "headline down"}},
 		{"zh", "中国承诺向非洲提供3600亿元人民币", "", []string{"China*", "Africa*", "$50.4bn*"}},

@@ -129,7 +129,38 @@ func parseGazetteer(text string) (*gazetteer, error) {
 		}
 		g.ents[p.id].parent = pid
 	}
+	g.addPairs()
 	return g, nil
+}
+
+// countryChars are the one-character names Chinese and Japanese
+// headlines give countries when they join two of them: "日菲" (Japan and
+// the Philippines), "中美", "米中", "日韩". Only characters that rarely
+// start or end another word are listed: not 法 (law), 德 (virtue), 英
+// (hero), 印 (print), 加 (add), 比 (ratio: 前日比), 豪 (集中豪雨), 越
+// (越来越), whose pairs would name countries in text that does not.
+var countryChars = [...]struct{ char, id string }{
+	{"中", "cn"}, {"美", "us"}, {"米", "us"}, {"日", "jp"}, {"韩", "kr"}, {"韓", "kr"},
+	{"菲", "ph"}, {"俄", "ru"}, {"露", "ru"}, {"欧", "eu"},
+}
+
+// addPairs files every pair of two countryChars of two entities as an
+// alias of both, in either order, unless the table has it already.
+func (g *gazetteer) addPairs() {
+	for _, a := range countryChars {
+		for _, b := range countryChars {
+			ia, ib := g.byName[a.id], g.byName[b.id]
+			pair := a.char + b.char
+			if ia == 0 || ib == 0 || ia == ib {
+				continue
+			}
+			if _, ok := g.cjk[pair]; ok {
+				continue
+			}
+			g.cjk[pair] = entityIDs{ia, ib}
+			g.maxCJK = max(g.maxCJK, 2)
+		}
+	}
 }
 
 func addID(m entityIDs, id uint16) entityIDs {
