@@ -59,6 +59,7 @@ func (x *Index) AssignExplain(d Doc) (storyID string, isNew bool, ex Explanation
 	var near *member
 	var nearScore score
 	var ms []match
+	scores := map[*member]score{}
 	bestSim := 0.0
 	x.candidatesLocked(&sig, d.At, func(m *member) bool {
 		sc := x.scoreLocked(sig.toks, m.toks, &sig.anc, &m.anc, true)
@@ -67,7 +68,8 @@ func (x *Index) AssignExplain(d Doc) (storyID string, isNew bool, ex Explanation
 			// As bestLocked: the first item this close ends the search
 			// for candidates (not for near misses).
 			if bestSim < sureSimilarity {
-				ms = append(ms, match{m: m, sc: sc})
+				ms = append(ms, match{m: m, sim: sc.sim})
+				scores[m] = sc
 				bestSim = max(bestSim, sc.sim)
 			}
 		case near == nil || nearer(sc, nearScore):
@@ -75,15 +77,15 @@ func (x *Index) AssignExplain(d Doc) (storyID string, isNew bool, ex Explanation
 		}
 		return true
 	})
-	best, bestScore := x.chooseLocked(&sig, ms, func(c match, by *member, g agreement) {
-		v := candidate(c.m, c.sc, x.opts.Threshold)
+	best := x.chooseLocked(&sig, ms, func(c match, by *member, g agreement) {
+		v := candidate(c.m, scores[c.m], x.opts.Threshold)
 		v.ContradictedBy, v.KeptApart = by.key, g.detail
 		ex.Contradicted = append(ex.Contradicted, *v)
 	})
 	storyID, isNew = newStoryID(d), true
 	if best != nil {
 		storyID, isNew = best.story, false
-		ex.Matched = candidate(best, bestScore, x.opts.Threshold)
+		ex.Matched = candidate(best, scores[best], x.opts.Threshold)
 	}
 	if near != nil && (best == nil || near.story != best.story) {
 		ex.NearMiss = candidate(near, nearScore, x.opts.Threshold)

@@ -427,24 +427,24 @@ func (x *Index) keyHash(key string) uint64 {
 // whose story no member contradicts sig (see chooseLocked). The result
 // points into the ring: use it before unlocking.
 func (x *Index) bestLocked(sig *signature, at time.Time) *member {
-	var buf [allBands * perBand]match
+	// Few candidates reach the threshold: room for them on the stack.
+	var buf [16]match
 	ms := buf[:0]
 	bestSim := 0.0
 	x.candidatesLocked(sig, at, func(m *member) bool {
 		if sim := x.similarityLocked(sig.toks, m.toks, &sig.anc, &m.anc); sim >= x.opts.Threshold {
-			ms = append(ms, match{m: m, sc: score{sim: sim}})
+			ms = append(ms, match{m: m, sim: sim})
 			bestSim = max(bestSim, sim)
 		}
 		return bestSim < sureSimilarity
 	})
-	best, _ := x.chooseLocked(sig, ms, nil)
-	return best
+	return x.chooseLocked(sig, ms, nil)
 }
 
 // match is a candidate similar enough to join.
 type match struct {
-	m  *member
-	sc score
+	m   *member
+	sim float64
 }
 
 // chooseLocked picks, of the candidates similar enough to join (ms, in
@@ -458,21 +458,21 @@ type match struct {
 //
 // With vetoed non-nil, it is called with each story passed over: the
 // candidate of that story and the member that contradicts sig.
-func (x *Index) chooseLocked(sig *signature, ms []match, vetoed func(c match, by *member, g agreement)) (*member, score) {
-	slices.SortStableFunc(ms, func(a, b match) int { return cmp.Compare(b.sc.sim, a.sc.sim) })
+func (x *Index) chooseLocked(sig *signature, ms []match, vetoed func(c match, by *member, g agreement)) *member {
+	slices.SortStableFunc(ms, func(a, b match) int { return cmp.Compare(b.sim, a.sim) })
 	for i, c := range ms {
 		if slices.ContainsFunc(ms[:i], func(p match) bool { return p.m.story == c.m.story }) {
 			continue // its story is decided already
 		}
 		by, g := x.contradictionLocked(sig, c.m.story, vetoed != nil)
 		if by == nil {
-			return c.m, c.sc
+			return c.m
 		}
 		if vetoed != nil {
 			vetoed(c, by, g)
 		}
 	}
-	return nil, score{}
+	return nil
 }
 
 // contradictionLocked returns a member of story whose anchors contradict
