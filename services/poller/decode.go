@@ -367,6 +367,7 @@ func detect(body []byte) encoding.Encoding {
 	if err != nil {
 		return charmap.Windows1252
 	}
+	orderTies(results)
 	// The language's charsets in the detector's order, then those it
 	// ruled out on too little text, then the detector's order.
 	hinted := langCharsets[feedLanguage(sample)]
@@ -404,6 +405,36 @@ func detect(body []byte) encoding.Encoding {
 		return candidates[0]
 	}
 	return charmap.Windows1252
+}
+
+// tieOrder ranks charsets the detector scores the same: the web's most used
+// first, so that a tie resolves to the likelier reading.
+var tieOrder = []string{
+	"utf-8", "windows-1252", "iso-8859-1", "iso-8859-15", "windows-1254", "iso-8859-9",
+	"windows-1250", "iso-8859-2", "windows-1251", "koi8-r", "shift_jis", "euc-jp",
+	"gb18030", "big5", "euc-kr",
+}
+
+// orderTies sorts results by confidence, ties by tieOrder then by name. The
+// detector scores its charsets concurrently and sorts them unstably, so
+// without this the same bytes read "naïve" on one poll and "naďve" on the
+// next.
+func orderTies(results []chardet.Result) {
+	rank := func(charset string) int {
+		if i := slices.Index(tieOrder, strings.ToLower(charset)); i >= 0 {
+			return i
+		}
+		return len(tieOrder)
+	}
+	slices.SortStableFunc(results, func(a, b chardet.Result) int {
+		if a.Confidence != b.Confidence {
+			return b.Confidence - a.Confidence
+		}
+		if ra, rb := rank(a.Charset), rank(b.Charset); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a.Charset, b.Charset)
+	})
 }
 
 // langRe finds the feed's language: RSS <language>, Dublin Core
