@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/internal/config"
 )
 

@@ -137,7 +137,7 @@ func writeConfig(t *testing.T, body string) string {
 
 func fixture(t *testing.T) []byte {
 	t.Helper()
-	b, err := os.ReadFile("../internal/app/testdata/reference.xml")
+	b, err := os.ReadFile("../cmd/feedmon/app/testdata/reference.xml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	// Quiet hours name IANA time zones; container images may have no zoneinfo.
 	_ "time/tzdata"
 
-	"github.com/feedmon/feedmon/internal/app"
-	"github.com/feedmon/feedmon/internal/bench"
+	"github.com/feedmon/feedmon/cmd/feedmon/app"
+	"github.com/feedmon/feedmon/cmd/feedmon/bench"
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/telemetry"

@@ -23,7 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/procstat"

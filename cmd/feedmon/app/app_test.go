@@ -15,7 +15,7 @@ import (
 	"github.com/mmcdole/gofeed"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/feedmon/feedmon/internal/app"
+	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/testkit"

@@ -1,4 +1,4 @@
-package story_test
+package classifier_test
 
 import (
 	"os"
@@ -31,6 +31,10 @@ import (
 // near-duplicates (13 pairs, 12 look-alikes: denser than a real stream)
 // and not copies of itself. cpu-ns/item is process CPU time (getrusage),
 // which stays meaningful on a loaded machine.
+//
+// It lives beside the classifier, which does both per item, and reads the
+// story package's fixtures: internal/story stays below the services, its
+// tests included.
 func BenchmarkClassifyStory(b *testing.B) {
 	set, err := topics.Effective(nil)
 	if err != nil {
@@ -40,7 +44,7 @@ func BenchmarkClassifyStory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	items := benchItems(b)
+	items := storyItems(b)
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	// warm is how many items the index holds: 5,000 is two days of
 	// topical items from a few hundred feeds; the cap (50,000) is the
@@ -90,9 +94,9 @@ func BenchmarkClassifyStory(b *testing.B) {
 	}
 }
 
-func benchItems(b *testing.B) [][3]string {
+func storyItems(b *testing.B) [][3]string {
 	var items [][3]string
-	for _, it := range testkit.ReadJSONL[struct{ Title, Summary, Lang string }](b, "testdata/stories.jsonl") {
+	for _, it := range testkit.ReadJSONL[struct{ Title, Summary, Lang string }](b, "../../internal/story/testdata/stories.jsonl") {
 		items = append(items, [3]string{htmltext.ToText(it.Title), htmltext.ToText(it.Summary), it.Lang})
 	}
 	return items
