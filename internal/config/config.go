@@ -319,14 +319,6 @@ func (s *Subscriber) Receivers() []string {
 	return out
 }
 
-// FeedInterval is the poll interval of f: its own, else the default.
-func (c *Config) FeedInterval(f Feed) time.Duration {
-	if f.Interval > 0 {
-		return f.Interval.D()
-	}
-	return c.Poll.Interval.D()
-}
-
 // Error is a configuration error that names the key at fault. Commands
 // exit with status 2 on it.
 type Error struct {

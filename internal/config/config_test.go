@@ -80,7 +80,7 @@ func TestParseGood(t *testing.T) {
 	if got := cfg.Subscribers[0].Webhook.Secret; got != "s3cret" {
 		t.Errorf("secret = %q", got)
 	}
-	if got := cfg.FeedInterval(cfg.Feeds[0]); got != 30*time.Second {
+	if got := cfg.Feeds[0].Interval.D(); got != 30*time.Second {
 		t.Errorf("feed interval = %s", got)
 	}
 	if got := cfg.Poll.Timeout.D(); got != config.DefaultFetchTimeout {
