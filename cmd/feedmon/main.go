@@ -376,7 +376,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) error {
 		if sub == "list" {
 			return notifier.ListDead(ctx, b, stdout)
 		}
-		return notifier.ReplayDead(ctx, b, cfg, stdout)
+		return notifier.ReplayDead(ctx, b, cfg.NotifierConfig(), stdout)
 	})
 }
 

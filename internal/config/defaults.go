@@ -63,31 +63,70 @@ func base() *Config {
 			StoreDir:       DefaultStoreDir,
 			ConnectTimeout: Duration(10 * time.Second),
 		},
-		Metrics: Metrics{Listen: DefaultMetricsListen},
-		Log:     Log{Level: "info", Format: "text"},
-		Poll: Poll{
-			Interval:     Duration(DefaultInterval),
-			Workers:      DefaultWorkers,
-			PerHost:      DefaultPerHost,
-			Timeout:      Duration(DefaultFetchTimeout),
-			MaxBodyBytes: DefaultMaxBodyBytes,
-			MaxItems:     DefaultMaxItems,
-			MaxBackoff:   Duration(DefaultMaxBackoff),
-		},
-		SMTP:     SMTP{Port: DefaultSMTPPort, TLS: "starttls"},
-		FeedsOut: FeedsOut{MaxItems: DefaultFeedsOutItems},
-		WebSub: WebSub{
-			Listen:       DefaultWebSubListen,
-			Lease:        Duration(DefaultWebSubLease),
-			PollInterval: Duration(DefaultWebSubPoll),
-		},
+		Metrics:   Metrics{Listen: DefaultMetricsListen},
+		Log:       Log{Level: "info", Format: "text"},
+		Poll:      Poll{}.OrDefaults(),
+		SMTP:      SMTP{Port: DefaultSMTPPort, TLS: "starttls"},
+		FeedsOut:  FeedsOut{}.OrDefaults(),
+		WebSub:    WebSub{Listen: DefaultWebSubListen}.OrDefaults(),
 		Retention: DefaultRetention(),
-		Notify: Notify{
-			MaxAttempts: DefaultMaxAttempts,
-			MaxAge:      Duration(DefaultMaxAge),
-			Timeout:     Duration(DefaultNotifyTimeout),
-			Workers:     DefaultNotifyWorkers,
-		},
+		Notify:    Notify{}.OrDefaults(),
+	}
+}
+
+// The OrDefaults methods give a section's unset (zero) values their
+// defaults. The config a file is decoded over is made of them, and the
+// services apply them to the part they are given, so that a config built in
+// code rather than loaded gets the documented defaults too, not a poller
+// that never fetches.
+
+// OrDefaults returns p with every unset value set to its default.
+func (p Poll) OrDefaults() Poll {
+	setDuration(&p.Interval, DefaultInterval)
+	setInt(&p.Workers, DefaultWorkers)
+	setInt(&p.PerHost, DefaultPerHost)
+	setDuration(&p.Timeout, DefaultFetchTimeout)
+	if p.MaxBodyBytes <= 0 {
+		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	setInt(&p.MaxItems, DefaultMaxItems)
+	setDuration(&p.MaxBackoff, DefaultMaxBackoff)
+	return p
+}
+
+// OrDefaults returns n with every unset value set to its default.
+func (n Notify) OrDefaults() Notify {
+	setInt(&n.MaxAttempts, DefaultMaxAttempts)
+	setDuration(&n.MaxAge, DefaultMaxAge)
+	setDuration(&n.Timeout, DefaultNotifyTimeout)
+	setInt(&n.Workers, DefaultNotifyWorkers)
+	return n
+}
+
+// OrDefaults returns f with every unset value set to its default.
+func (f FeedsOut) OrDefaults() FeedsOut {
+	setInt(&f.MaxItems, DefaultFeedsOutItems)
+	return f
+}
+
+// OrDefaults returns w with its lease and poll interval set to their
+// defaults when unset. An empty Listen is left alone: it is the callback
+// server's address, and base gives the file's default.
+func (w WebSub) OrDefaults() WebSub {
+	setDuration(&w.Lease, DefaultWebSubLease)
+	setDuration(&w.PollInterval, DefaultWebSubPoll)
+	return w
+}
+
+func setInt(v *int, def int) {
+	if *v < 1 {
+		*v = def
+	}
+}
+
+func setDuration(v *Duration, def time.Duration) {
+	if *v <= 0 {
+		*v = Duration(def)
 	}
 }
 

@@ -82,8 +82,8 @@ func WithoutStories() Option {
 }
 
 // NewService compiles cfg's topic set and returns the service.
-func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
-	c, err := New(cfg.TopicSet)
+func NewService(cfg config.ClassifierConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
+	c, err := New(cfg.Topics)
 	if err != nil {
 		return nil, err
 	}
@@ -113,13 +113,13 @@ func NewService(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg promet
 }
 
 // Reload swaps in cfg's topic rules; items in flight finish with the old ones.
-func (s *Service) Reload(cfg *config.Config) error {
-	c, err := New(cfg.TopicSet)
+func (s *Service) Reload(cfg config.ClassifierConfig) error {
+	c, err := New(cfg.Topics)
 	if err != nil {
 		return err
 	}
 	s.cls.Store(c)
-	s.log.Info("topic rules reloaded", "topics", len(cfg.TopicSet))
+	s.log.Info("topic rules reloaded", "topics", len(cfg.Topics))
 	return nil
 }
 

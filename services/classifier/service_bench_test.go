@@ -83,8 +83,7 @@ func BenchmarkService(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				cfg := config.Default()
-				cfg.TopicSet = set
+				cfg := config.ClassifierConfig{Topics: set}
 				reg := prometheus.NewRegistry()
 				m := telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"})
 				var opts []Option

@@ -63,8 +63,7 @@ func startStoryService(t *testing.T, b *bus.Bus, opts ...Option) (*Service, func
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.TopicSet = set
+	cfg := config.ClassifierConfig{Topics: set}
 	reg := prometheus.NewRegistry()
 	svc, err := NewService(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), append([]Option{WithStoryWindow(24 * time.Hour)}, opts...)...)
 	if err != nil {

@@ -90,16 +90,12 @@ type Service struct {
 
 // New returns the feeds of cfg's topics and subscribers. It does not touch
 // NATS: Run does.
-func New(cfg *config.Config, b *bus.Bus, reg prometheus.Registerer, log *slog.Logger) *Service {
+func New(cfg config.FeedsOutConfig, b *bus.Bus, reg prometheus.Registerer, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	max := cfg.FeedsOut.MaxItems
-	if max < 1 {
-		max = config.DefaultFeedsOutItems
-	}
 	s := &Service{
-		b: b, log: log, maxItems: max,
+		b: b, log: log, maxItems: cfg.FeedsOut.OrDefaults().MaxItems,
 		topics:       map[string]*feed{},
 		topicByToken: map[string]*feed{},
 		subscribers:  map[string]*feed{},
@@ -108,7 +104,7 @@ func New(cfg *config.Config, b *bus.Bus, reg prometheus.Registerer, log *slog.Lo
 		sum := sha256.Sum256([]byte(cfg.FeedsOut.Token))
 		s.tokenSum = sum[:]
 	}
-	for name := range cfg.TopicSet {
+	for name := range cfg.Topics {
 		f := s.newFeed(KindTopics, name, "feedmon: "+name, true)
 		s.topics[name] = f
 		s.topicByToken[event.Token(name)] = f

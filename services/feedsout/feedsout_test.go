@@ -84,7 +84,7 @@ type feeds struct {
 func start(t testing.TB, b *bus.Bus, cfg *config.Config) (*feeds, func()) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	svc := feedsout.New(cfg, b, reg, bustest.Logger(t))
+	svc := feedsout.New(cfg.FeedsOutConfig(), b, reg, bustest.Logger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Run(ctx) }()

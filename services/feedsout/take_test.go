@@ -25,7 +25,7 @@ func BenchmarkTake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(cfg, nil, prometheus.NewRegistry(), nil)
+	s := New(cfg.FeedsOutConfig(), nil, prometheus.NewRegistry(), nil)
 	type msg struct {
 		subject, id string
 		data        []byte

@@ -89,8 +89,8 @@ func BenchmarkService(b *testing.B) {
 				}
 				cfg := testConfig(tc.subs(hook.URL)...)
 				reg := prometheus.NewRegistry()
-				m := telemetry.NewMetrics(reg, ReceiverNames(cfg), nil)
-				svc, err := New(cfg, bs, m, reg, bustest.Logger(b), WithStdout(io.Discard))
+				m := telemetry.NewMetrics(reg, ReceiverNames(cfg.Subscribers), nil)
+				svc, err := New(*cfg, bs, m, reg, bustest.Logger(b), WithStdout(io.Discard))
 				if err != nil {
 					b.Fatal(err)
 				}

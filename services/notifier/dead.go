@@ -146,7 +146,7 @@ func describeItems(items []*event.Item) string {
 // fails transiently, or whose subscriber or receiver is no longer
 // configured, stays. It writes one line per delivery and a summary, and
 // returns an error if any delivery stays.
-func ReplayDead(ctx context.Context, b *bus.Bus, cfg *config.Config, w io.Writer, opts ...Option) error {
+func ReplayDead(ctx context.Context, b *bus.Bus, cfg config.NotifierConfig, w io.Writer, opts ...Option) error {
 	// One attempt per delivery: a receiver still down must not hold the
 	// command for its whole backoff.
 	opts = append([]Option{WithStdout(w)}, append(opts, WithInlineWait(0))...)

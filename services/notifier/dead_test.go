@@ -60,7 +60,7 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 				rcfg = testConfig(config.Subscriber{Name: "other", Topics: []string{"trade"}, Stdout: &config.Stdout{}})
 			}
 			var out bytes.Buffer
-			err := ReplayDead(ctx, b, rcfg, &out, WithBackoff(10*time.Millisecond, 10*time.Millisecond))
+			err := ReplayDead(ctx, b, *rcfg, &out, WithBackoff(10*time.Millisecond, 10*time.Millisecond))
 			if (err != nil) != tc.wantErr {
 				t.Errorf("ReplayDead = %v, want error %v", err, tc.wantErr)
 			}
@@ -80,7 +80,7 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 
 			// A second replay changes nothing that is settled.
 			out.Reset()
-			_ = ReplayDead(ctx, b, rcfg, &out)
+			_ = ReplayDead(ctx, b, *rcfg, &out)
 			if tc.wantDead == 0 && !strings.Contains(out.String(), "0 replayed, 0 failed again, 0 kept") {
 				t.Errorf("second replay:\n%s", out.String())
 			}
@@ -114,7 +114,7 @@ func TestReplayDigestDeadLetter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := ReplayDead(ctx, b, cfg, &out); err != nil {
+	if err := ReplayDead(ctx, b, *cfg, &out); err != nil {
 		t.Fatalf("ReplayDead: %v\n%s", err, out.String())
 	}
 	reqs := sk.requests()

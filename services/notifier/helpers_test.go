@@ -107,8 +107,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func testConfig(subs ...config.Subscriber) *config.Config {
-	return &config.Config{
+func testConfig(subs ...config.Subscriber) *config.NotifierConfig {
+	return &config.NotifierConfig{
 		Notify: config.Notify{
 			MaxAttempts: 5,
 			MaxAge:      config.Duration(time.Hour),
@@ -160,13 +160,13 @@ type running struct {
 	stop func()
 }
 
-func startService(t *testing.T, b *bus.Bus, cfg *config.Config, opts ...Option) *running {
+func startService(t *testing.T, b *bus.Bus, cfg *config.NotifierConfig, opts ...Option) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := telemetry.NewMetrics(reg, ReceiverNames(cfg), nil)
+	m := telemetry.NewMetrics(reg, ReceiverNames(cfg.Subscribers), nil)
 	out := &syncBuffer{}
 	opts = append([]Option{WithStdout(out), WithBackoff(10*time.Millisecond, 50*time.Millisecond)}, opts...)
-	svc, err := New(cfg, b, m, reg, bustest.Logger(t), opts...)
+	svc, err := New(*cfg, b, m, reg, bustest.Logger(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,14 +173,14 @@ func WithRateLimit(kind string, limit rate.Limit, burst int) Option {
 
 // Service is the notifier.
 type Service struct {
-	cfg  *config.Config
+	cfg  config.NotifierConfig
 	b    *bus.Bus
 	m    *telemetry.Metrics
 	log  *slog.Logger
 	opts options
 	subs []*subscriber
-	// notify is cfg.Notify with zero values replaced by the defaults, for
-	// a Config built in code rather than loaded.
+	// notify is cfg.Notify with unset values given their defaults, for a
+	// config built in code rather than loaded.
 	notify config.Notify
 
 	// The notifier's own metrics (the pipeline counts them).
@@ -198,7 +198,7 @@ type Service struct {
 
 // New builds the notifier for cfg's subscribers. It does not touch NATS:
 // Run sets up what it needs, so services start in any order.
-func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
+func New(cfg config.NotifierConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
 	o := options{
 		stdout:     os.Stdout,
 		now:        time.Now,
@@ -217,19 +217,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		// answers bursts beyond that with 429.
 		WithRateLimit(KindSlack, DefaultSlackRate, DefaultSlackBurst)(&o)
 	}
-	nc := cfg.Notify
-	if nc.MaxAttempts < 1 {
-		nc.MaxAttempts = config.DefaultMaxAttempts
-	}
-	if nc.MaxAge <= 0 {
-		nc.MaxAge = config.Duration(config.DefaultMaxAge)
-	}
-	if nc.Timeout <= 0 {
-		nc.Timeout = config.Duration(config.DefaultNotifyTimeout)
-	}
-	if nc.Workers < 1 {
-		nc.Workers = config.DefaultNotifyWorkers
-	}
+	nc := cfg.Notify.OrDefaults()
 	if o.client == nil {
 		o.client = alert.NewHTTPClient(nc.Timeout.D())
 	}
@@ -242,7 +230,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		log = slog.New(slog.DiscardHandler)
 	}
 	if m == nil {
-		m = telemetry.NewMetrics(prometheus.NewRegistry(), ReceiverNames(cfg), nil)
+		m = telemetry.NewMetrics(prometheus.NewRegistry(), ReceiverNames(cfg.Subscribers), nil)
 	}
 	s := &Service{cfg: cfg, b: b, m: m, log: log, opts: o, notify: nc}
 	subs, err := s.buildSubscribers()
@@ -265,7 +253,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 		Name: "feedmon_story_updates_total",
 		Help: "Later reports of a story already alerted, sent as updates or (per-item email) suppressed, by receiver.",
 	}, []string{"receiver"})
-	for _, r := range ReceiverNames(cfg) {
+	for _, r := range ReceiverNames(cfg.Subscribers) {
 		duration.WithLabelValues(r)
 		s.dead.WithLabelValues(r)
 		s.storyUpdates.WithLabelValues(r)
@@ -278,12 +266,12 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	return s, nil
 }
 
-// ReceiverNames lists the receiver kinds cfg's subscribers use, in a fixed
-// order, so that their metric series exist from start-up.
-func ReceiverNames(cfg *config.Config) []string {
+// ReceiverNames lists the receiver kinds subs use, in a fixed order, so
+// that their metric series exist from start-up.
+func ReceiverNames(subs []config.Subscriber) []string {
 	used := map[string]bool{}
-	for i := range cfg.Subscribers {
-		for _, r := range cfg.Subscribers[i].Receivers() {
+	for i := range subs {
+		for _, r := range subs[i].Receivers() {
 			used[r] = true
 		}
 	}
@@ -332,7 +320,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended before NATS was there
 	}
-	s.log.Info("notifier started", "subscribers", len(s.subs), "receivers", ReceiverNames(s.cfg))
+	s.log.Info("notifier started", "subscribers", len(s.subs), "receivers", ReceiverNames(s.cfg.Subscribers))
 	var background sync.WaitGroup
 	l := *s.ledger.Load()
 	flush := &flusher{p: s.pipe, l: l, subs: s.subs, every: s.opts.flushEvery, ticks: &s.flushTicks}

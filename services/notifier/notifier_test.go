@@ -316,7 +316,7 @@ func TestRouting(t *testing.T) {
 // copy, a NATS redelivery after a lost ack. None may send it twice.
 func TestNoResend(t *testing.T) {
 	t.Parallel()
-	setup := func(t *testing.T) (*sink, *config.Config) {
+	setup := func(t *testing.T) (*sink, *config.NotifierConfig) {
 		sk := newSink(t, nil)
 		return sk, testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade", "defense"},
 			Webhook: &config.Webhook{URL: sk.srv.URL}, Stdout: &config.Stdout{}})
@@ -543,7 +543,7 @@ func TestReceiverNames(t *testing.T) {
 		config.Subscriber{Name: "a", Stdout: &config.Stdout{}, Webhook: &config.Webhook{URL: "http://x"}},
 		config.Subscriber{Name: "b", Webhook: &config.Webhook{URL: "http://y"}},
 	)
-	if got := strings.Join(ReceiverNames(cfg), ","); got != "webhook,stdout" {
+	if got := strings.Join(ReceiverNames(cfg.Subscribers), ","); got != "webhook,stdout" {
 		t.Errorf("ReceiverNames = %s", got)
 	}
 }
@@ -589,7 +589,7 @@ func TestZeroNotifyConfig(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t)
 	sk := newSink(t, nil)
-	cfg := &config.Config{Subscribers: []config.Subscriber{{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}}}}
+	cfg := &config.NotifierConfig{Subscribers: []config.Subscriber{{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: sk.srv.URL}}}}
 	startService(t, b, cfg)
 	publishItem(t, b, testItem("z", "trade"))
 	waitHandled(t, b)

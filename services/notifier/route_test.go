@@ -17,7 +17,7 @@ func TestRouteFilters(t *testing.T) {
 		config.Subscriber{Name: "ja", Topics: []string{"trade"}, Languages: []string{"ja"}, Stdout: &config.Stdout{}},
 		config.Subscriber{Name: "strong", Topics: []string{"trade", "defense"}, MinScore: 5, Stdout: &config.Stdout{}},
 	)
-	s, err := New(cfg, nil, nil, prometheus.NewRegistry(), nil)
+	s, err := New(*cfg, nil, nil, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -559,7 +559,7 @@ func TestStoryUpdateKeepsItsRole(t *testing.T) {
 				var out strings.Builder
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if err := ReplayDead(ctx, b, cfg, &out); err != nil {
+				if err := ReplayDead(ctx, b, *cfg, &out); err != nil {
 					t.Fatalf("ReplayDead: %v\n%s", err, out.String())
 				}
 			} else {

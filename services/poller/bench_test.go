@@ -55,7 +55,7 @@ func benchServer(b *testing.B) *feedServer {
 	})
 }
 
-func benchConfig(srv *feedServer) *config.Config {
+func benchConfig(srv *feedServer) *config.PollerConfig {
 	cfg := testConfig()
 	cfg.Poll.Workers = 64
 	cfg.Poll.PerHost = 10000 // one local host serves every feed

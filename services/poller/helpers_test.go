@@ -103,8 +103,8 @@ func serveXML(body []byte, contentType, etag string) http.HandlerFunc {
 	}
 }
 
-func testConfig(feeds ...string) *config.Config {
-	cfg := &config.Config{Poll: config.Poll{
+func testConfig(feeds ...string) *config.PollerConfig {
+	cfg := &config.PollerConfig{Poll: config.Poll{
 		Interval:      config.Duration(time.Minute),
 		Workers:       8,
 		PerHost:       4,
@@ -130,7 +130,7 @@ type harness struct {
 	logs  *logCounter
 }
 
-func newHarness(t testing.TB, b *bus.Bus, cfg *config.Config, opts ...Option) *harness {
+func newHarness(t testing.TB, b *bus.Bus, cfg *config.PollerConfig, opts ...Option) *harness {
 	t.Helper()
 	if b == nil {
 		b = bustest.New(t)
@@ -139,7 +139,7 @@ func newHarness(t testing.TB, b *bus.Bus, cfg *config.Config, opts ...Option) *h
 	m := telemetry.NewMetrics(reg, nil, nil)
 	lc := &logCounter{}
 	log := slog.New(lc.wrap(bustest.Logger(t).Handler()))
-	svc, err := New(cfg, b, m, reg, log, opts...)
+	svc, err := New(*cfg, b, m, reg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

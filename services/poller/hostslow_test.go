@@ -107,7 +107,7 @@ func rateLimit(status int, retryAfter string, limited map[int]bool) func(int, ht
 
 // userConfig is what a user would write for a feed farm on one host: the
 // defaults of every poll setting but the interval.
-func userConfig(interval time.Duration, urls []string) *config.Config {
+func userConfig(interval time.Duration, urls []string) *config.PollerConfig {
 	cfg := testConfig(urls...)
 	cfg.Poll.Interval = config.Duration(interval)
 	cfg.Poll.Workers = config.DefaultWorkers

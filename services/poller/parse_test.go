@@ -345,7 +345,7 @@ func TestOPML(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig("https://www.mining.com/feed/")
 	cfg.OPML = []string{"testdata/feeds.opml"}
-	feeds, err := feedList(cfg)
+	feeds, err := feedList(*cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestOPML(t *testing.T) {
 		t.Errorf("feeds %v, want %v", urls, want)
 	}
 	cfg.OPML = []string{"testdata/missing.opml"}
-	if _, err := feedList(cfg); err == nil {
+	if _, err := feedList(*cfg); err == nil {
 		t.Error("missing OPML file accepted")
 	}
 }

@@ -112,37 +112,14 @@ type Service struct {
 	reload  chan struct{}
 }
 
-// New builds a poller for cfg's feeds (and OPML files). It does not touch
-// NATS: Run opens the KV buckets, retrying until NATS is there.
-func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
-	if cfg == nil || b == nil || m == nil || log == nil {
-		return nil, errors.New("poller: New needs a config, a bus, metrics and a logger")
+// New builds a poller for cfg's feeds (and OPML files); unset poll values
+// take their defaults. It does not touch NATS: Run opens the KV buckets,
+// retrying until NATS is there.
+func New(cfg config.PollerConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
+	if b == nil || m == nil || log == nil {
+		return nil, errors.New("poller: New needs a bus, metrics and a logger")
 	}
-	p := cfg.Poll
-	// Zero values come from a Config built in code rather than loaded;
-	// give them the documented defaults instead of a poller that never
-	// fetches.
-	if p.Interval <= 0 {
-		p.Interval = config.Duration(config.DefaultInterval)
-	}
-	if p.Workers < 1 {
-		p.Workers = config.DefaultWorkers
-	}
-	if p.PerHost < 1 {
-		p.PerHost = config.DefaultPerHost
-	}
-	if p.Timeout <= 0 {
-		p.Timeout = config.Duration(config.DefaultFetchTimeout)
-	}
-	if p.MaxBodyBytes <= 0 {
-		p.MaxBodyBytes = config.DefaultMaxBodyBytes
-	}
-	if p.MaxItems < 1 {
-		p.MaxItems = config.DefaultMaxItems
-	}
-	if p.MaxBackoff <= 0 {
-		p.MaxBackoff = config.Duration(config.DefaultMaxBackoff)
-	}
+	p := cfg.Poll.OrDefaults()
 	s := &Service{
 		poll:           p,
 		bus:            b,
@@ -181,6 +158,7 @@ func New(cfg *config.Config, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Re
 	}
 	s.met = newMetrics(reg)
 	s.pushMet = websub.NewMetrics(reg)
+	cfg.Poll = p
 	feeds, err := feedList(cfg)
 	if err != nil {
 		return nil, err
@@ -211,7 +189,8 @@ func (s *Service) Ready() error {
 // feeds start, removed ones stop, a changed interval (the feed's own or
 // poll.interval) or title applies from the next poll. Other poll.* settings
 // need a restart. On an error (an unreadable OPML file) the old list stays.
-func (s *Service) Reload(cfg *config.Config) error {
+func (s *Service) Reload(cfg config.PollerConfig) error {
+	cfg.Poll = cfg.Poll.OrDefaults()
 	feeds, err := feedList(cfg)
 	if err != nil {
 		return err
@@ -231,7 +210,7 @@ func (s *Service) Reload(cfg *config.Config) error {
 }
 
 // feedList is cfg's feeds plus those of its OPML files, each URL once.
-func feedList(cfg *config.Config) ([]config.Feed, error) {
+func feedList(cfg config.PollerConfig) ([]config.Feed, error) {
 	out := make([]config.Feed, 0, len(cfg.Feeds))
 	seen := map[string]bool{}
 	for _, f := range cfg.Feeds {

@@ -96,7 +96,7 @@ func (p *callbackProxy) add(addr string) {
 	p.mu.Unlock()
 }
 
-func pushConfig(proxy string, interval time.Duration, feeds ...string) *config.Config {
+func pushConfig(proxy string, interval time.Duration, feeds ...string) *config.PollerConfig {
 	cfg := fastConfig(interval, feeds...)
 	cfg.WebSub = config.WebSub{
 		Enabled:      true,
@@ -116,7 +116,7 @@ var fastPush = WithWebSubOptions(func(o *websub.Options) {
 })
 
 // startPushPoller runs a poller with push behind proxy.
-func startPushPoller(t *testing.T, b *bus.Bus, proxy *callbackProxy, cfg *config.Config, opts ...Option) *harness {
+func startPushPoller(t *testing.T, b *bus.Bus, proxy *callbackProxy, cfg *config.PollerConfig, opts ...Option) *harness {
 	t.Helper()
 	h := newHarness(t, b, cfg, append([]Option{fastPush, noJitter, WithHostGap(0)}, opts...)...)
 	proxy.add(h.svc.WebSubAddr())
@@ -344,7 +344,7 @@ func TestPushReloadUnsubscribes(t *testing.T) {
 	proxy := newCallbackProxy(t)
 	h := startPushPoller(t, nil, proxy, pushConfig(proxy.URL, 10*time.Minute, feed.URL, other.URL))
 	waitActive(t, hub, feed.topic())
-	if err := h.svc.Reload(pushConfig(proxy.URL, 10*time.Minute, other.URL)); err != nil {
+	if err := h.svc.Reload(*pushConfig(proxy.URL, 10*time.Minute, other.URL)); err != nil {
 		t.Fatal(err)
 	}
 	bustest.Eventually(t, 10*time.Second, func() bool { return len(hub.Subscriptions(feed.topic())) == 0 }, "removed feed still subscribed")

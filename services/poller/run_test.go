@@ -33,7 +33,7 @@ func run(t testing.TB, svc *Service) (stop func()) {
 // would otherwise wait for it.
 var noJitter = WithRand(func() float64 { return 0 })
 
-func fastConfig(interval time.Duration, feeds ...string) *config.Config {
+func fastConfig(interval time.Duration, feeds ...string) *config.PollerConfig {
 	cfg := testConfig(feeds...)
 	cfg.Poll.Interval = configDuration(interval)
 	return cfg
@@ -57,7 +57,7 @@ func TestRunSchedulesAndReloads(t *testing.T) {
 
 	// Add B, drop A.
 	cfg2 := fastConfig(100*time.Millisecond, bsrv.URL)
-	if err := h.svc.Reload(cfg2); err != nil {
+	if err := h.svc.Reload(*cfg2); err != nil {
 		t.Fatal(err)
 	}
 	bustest.Eventually(t, 10*time.Second, func() bool { return bsrv.hits.Load() >= 1 && streamCount(t, h.bus) == 4 }, "feed B not picked up")
@@ -428,7 +428,7 @@ func TestReloadChurn(t *testing.T) {
 	h := newHarness(t, nil, cfg, WithHostGap(0), noJitter)
 	run(t, h.svc)
 	for round := 1; round <= 20; round++ {
-		if err := h.svc.Reload(fastConfig(30*time.Millisecond, feedsFor(round)...)); err != nil {
+		if err := h.svc.Reload(*fastConfig(30*time.Millisecond, feedsFor(round)...)); err != nil {
 			t.Fatal(err)
 		}
 		n := srv.hits.Load()
@@ -436,7 +436,7 @@ func TestReloadChurn(t *testing.T) {
 	}
 	// Settle on the final list: every feed in it gets polled, the others stop.
 	final := feedsFor(0)
-	if err := h.svc.Reload(fastConfig(30*time.Millisecond, final...)); err != nil {
+	if err := h.svc.Reload(*fastConfig(30*time.Millisecond, final...)); err != nil {
 		t.Fatal(err)
 	}
 	snapshot := func() map[string]int {
@@ -481,7 +481,7 @@ func TestReloadOPML(t *testing.T) {
 	}
 	cfg := fastConfig(time.Minute)
 	cfg.OPML = []string{path}
-	if err := h.svc.Reload(cfg); err != nil {
+	if err := h.svc.Reload(*cfg); err != nil {
 		t.Fatal(err)
 	}
 	bustest.Eventually(t, 10*time.Second, func() bool { return streamCount(t, h.bus) == 1 }, "OPML feed not polled")
@@ -490,7 +490,7 @@ func TestReloadOPML(t *testing.T) {
 		t.Errorf("item %+v", items[0])
 	}
 	cfg.OPML = []string{filepath.Join(t.TempDir(), "missing.opml")}
-	if err := h.svc.Reload(cfg); err == nil {
+	if err := h.svc.Reload(*cfg); err == nil {
 		t.Error("Reload accepted a missing OPML file")
 	}
 }

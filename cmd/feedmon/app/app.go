@@ -51,10 +51,6 @@ type service interface {
 	Ready() error
 }
 
-type reloader interface {
-	Reload(cfg *config.Config) error
-}
-
 // Main is one feedmon process: some or all services, one NATS connection
 // (and the embedded server when nats.url is empty), one metrics endpoint.
 type Main struct {
@@ -99,7 +95,7 @@ func (m *Main) Start(ctx context.Context) error {
 	cfg := m.Config
 
 	m.Registry = telemetry.NewRegistry(version.Version)
-	m.Metrics = telemetry.NewMetrics(m.Registry, notifier.ReceiverNames(cfg), classifier.TopicOrder(topicNames(cfg)))
+	m.Metrics = telemetry.NewMetrics(m.Registry, notifier.ReceiverNames(cfg.Subscribers), classifier.TopicOrder(topicNames(cfg)))
 	m.Telemetry = telemetry.NewServer(m.Registry, m.Log)
 	if err := m.Telemetry.Start(cfg.Metrics.Listen); err != nil {
 		return err
@@ -131,11 +127,11 @@ func (m *Main) Start(ctx context.Context) error {
 				// crash instead of waiting for them to expire.
 				opts = append(opts, poller.WithPollerID("embedded"))
 			}
-			s, err = poller.New(cfg, b, m.Metrics, m.Registry, m.Log, opts...)
+			s, err = poller.New(cfg.PollerConfig(), b, m.Metrics, m.Registry, m.Log, opts...)
 		case Classifier:
-			s, err = classifier.NewService(cfg, b, m.Metrics, m.Registry, m.Log)
+			s, err = classifier.NewService(cfg.ClassifierConfig(), b, m.Metrics, m.Registry, m.Log)
 		case Notifier:
-			s, err = notifier.New(cfg, b, m.Metrics, m.Registry, m.Log, notifier.WithStdout(m.Stdout))
+			s, err = notifier.New(cfg.NotifierConfig(), b, m.Metrics, m.Registry, m.Log, notifier.WithStdout(m.Stdout))
 		default:
 			err = fmt.Errorf("app: unknown service %q", name)
 		}
@@ -154,7 +150,7 @@ func (m *Main) Start(ctx context.Context) error {
 	// half of the feeds. Replicas serve the same bytes: every one builds
 	// its feeds from the same stream.
 	if _, ok := m.services[Notifier]; ok && cfg.Metrics.Listen != "" {
-		fo := feedsout.New(cfg, b, m.Registry, m.Log)
+		fo := feedsout.New(cfg.FeedsOutConfig(), b, m.Registry, m.Log)
 		m.services[FeedsOut] = fo
 		m.Telemetry.AddReadiness(FeedsOut, fo.Ready)
 		m.Telemetry.Handle(feedsout.Prefix, fo.Handler())
@@ -219,10 +215,15 @@ func (m *Main) Start(ctx context.Context) error {
 func (m *Main) Reload(cfg *config.Config) error {
 	var errs []error
 	for name, s := range m.services {
-		if r, ok := s.(reloader); ok {
-			if err := r.Reload(cfg); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
+		var err error
+		switch s := s.(type) {
+		case *poller.Service:
+			err = s.Reload(cfg.PollerConfig())
+		case *classifier.Service:
+			err = s.Reload(cfg.ClassifierConfig())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	if len(errs) == 0 {
