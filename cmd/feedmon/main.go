@@ -264,7 +264,7 @@ func cmdClassify(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	c, err := classifier.New(cfg.TopicSet)
+	c, err := classifier.Compile(cfg.TopicSet)
 	if err != nil {
 		return err
 	}
@@ -302,7 +302,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings(f.services...) {
 		fmt.Fprintln(stderr, "feedmon: warning:", w)
 	}
-	if _, err := classifier.New(cfg.TopicSet); err != nil {
+	if _, err := classifier.Compile(cfg.TopicSet); err != nil {
 		return &config.Error{Key: "topics", Msg: err.Error()}
 	}
 	src := cfg.Path

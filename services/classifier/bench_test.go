@@ -62,7 +62,7 @@ func BenchmarkClassifyUser10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := New(set)
+	c, err := Compile(set)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func builtin(t testing.TB) *Classifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(set)
+	c, err := Compile(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestRuleLanguage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(eff)
+	c, err := Compile(eff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestNewRejectsInvalid(t *testing.T) {
 	t.Parallel()
-	_, err := New(topics.Set{"x": {Terms: []string{""}}})
+	_, err := Compile(topics.Set{"x": {Terms: []string{""}}})
 	if err == nil || !strings.HasPrefix(err.Error(), "classifier: ") {
 		t.Errorf("err = %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/feedmon/feedmon/internal/topics"
 )
 
-// Classifier is a compiled topic set. It is immutable after New and safe
+// Classifier is a compiled topic set. It is immutable after Compile and safe
 // for concurrent use.
 type Classifier struct {
 	ac     *automaton
@@ -59,7 +59,7 @@ const (
 type use struct {
 	kind useKind
 	idx  int32
-	// Filled by New once every group and negative is known, so resolve
+	// Filled by Compile once every group and negative is known, so resolve
 	// reads one record per use: the hit's group (-1 for a negative) and
 	// topic, the language mask that must admit the item, the counts slot
 	// and its limit, and whether the term is a NEAR term.
@@ -123,9 +123,9 @@ func TopicOrder(names []string) []string {
 	return append(out, rest...)
 }
 
-// New compiles an effective topic set (the result of topics.Effective).
+// Compile compiles an effective topic set (the result of topics.Effective).
 // Disabled topics are skipped.
-func New(set topics.Set) (*Classifier, error) {
+func Compile(set topics.Set) (*Classifier, error) {
 	if err := set.Validate(); err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}

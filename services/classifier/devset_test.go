@@ -35,7 +35,7 @@ func TestDevSetPredictions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(set)
+	c, err := Compile(set)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,8 +51,15 @@ type Service struct {
 	stories *story.Index
 }
 
-// Option adjusts a Service.
-type Option func(*Service)
+// Option changes a Service's defaults.
+type Option func(*options)
+
+type options struct {
+	// stories start as the config's stories section; the With options
+	// below replace single values.
+	stories   story.Options
+	noStories bool
+}
 
 // WithStoryWindow sets how far apart in publication time two reports of
 // one story may be (default story.DefaultWindow, 48h). A restarted
@@ -60,38 +67,48 @@ type Option func(*Service)
 // classified stream's retention (retention.classified.max_age) stories are
 // forgotten anyway.
 func WithStoryWindow(d time.Duration) Option {
-	return func(s *Service) { s.storyOpts.Window = d }
+	return func(o *options) { o.stories.Window = d }
 }
 
 // WithStoryThreshold sets the similarity (0 to 1) from which two items are
 // one story (default story.DefaultThreshold).
 func WithStoryThreshold(t float64) Option {
-	return func(s *Service) { s.storyOpts.Threshold = t }
+	return func(o *options) { o.stories.Threshold = t }
 }
 
 // WithStoryMaxEntries caps the items the story index keeps in memory
 // (default story.DefaultMaxEntries); the oldest go first.
 func WithStoryMaxEntries(n int) Option {
-	return func(s *Service) { s.storyOpts.MaxEntries = n }
+	return func(o *options) { o.stories.MaxEntries = n }
 }
 
 // WithoutStories turns story assignment off: items leave without a
 // story_id. It exists to measure what stories cost.
 func WithoutStories() Option {
-	return func(s *Service) { s.noStories = true }
+	return func(o *options) { o.noStories = true }
 }
 
-// NewService compiles cfg's topic set and returns the service.
-func NewService(cfg config.ClassifierConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
-	c, err := New(cfg.Topics)
+// New compiles cfg's topic set and returns the service. A nil log logs
+// nothing.
+func New(cfg config.ClassifierConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
+	c, err := Compile(cfg.Topics)
 	if err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := options{stories: StoryOptions(cfg.Stories)}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	f := promauto.With(reg)
 	s := &Service{
-		bus: b,
-		m:   m,
-		log: log.With("service", "classifier"),
+		bus:       b,
+		m:         m,
+		log:       log.With("service", "classifier"),
+		storyOpts: o.stories,
+		noStories: o.noStories,
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "feedmon_classify_duration_seconds",
 			Help:    "Time to classify one item (text extraction, matching, scoring).",
@@ -104,17 +121,13 @@ func NewService(cfg config.ClassifierConfig, b *bus.Bus, m *telemetry.Metrics, r
 	}
 	s.errors.WithLabelValues("decode")
 	s.errors.WithLabelValues("publish")
-	s.storyOpts = StoryOptions(cfg.Stories)
-	for _, o := range opts {
-		o(s)
-	}
 	s.cls.Store(c)
 	return s, nil
 }
 
 // Reload swaps in cfg's topic rules; items in flight finish with the old ones.
 func (s *Service) Reload(cfg config.ClassifierConfig) error {
-	c, err := New(cfg.Topics)
+	c, err := Compile(cfg.Topics)
 	if err != nil {
 		return err
 	}

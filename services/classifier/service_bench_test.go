@@ -47,7 +47,7 @@ func BenchmarkService(b *testing.B) {
 			// want is the counter's value once every item is done: one
 			// per topic, or one ("none") for an item without topics.
 			want := 0
-			c, err := New(set)
+			c, err := Compile(set)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func BenchmarkService(b *testing.B) {
 				if !stories {
 					opts = append(opts, WithoutStories())
 				}
-				svc, err := NewService(cfg, bs, m, reg, bustest.Logger(b), opts...)
+				svc, err := New(cfg, bs, m, reg, bustest.Logger(b), opts...)
 				if err != nil {
 					b.Fatal(err)
 				}

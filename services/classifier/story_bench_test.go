@@ -40,7 +40,7 @@ func BenchmarkClassifyStory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := classifier.New(set)
+	c, err := classifier.Compile(set)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func startStoryService(t *testing.T, b *bus.Bus, opts ...Option) (*Service, func
 	}
 	cfg := config.ClassifierConfig{Topics: set}
 	reg := prometheus.NewRegistry()
-	svc, err := NewService(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), append([]Option{WithStoryWindow(24 * time.Hour)}, opts...)...)
+	svc, err := New(cfg, b, telemetry.NewMetrics(reg, nil, []string{"rare_earths", "defense", "trade"}), reg, bustest.Logger(t), append([]Option{WithStoryWindow(24 * time.Hour)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,8 +196,9 @@ type Service struct {
 	consuming  atomic.Bool
 }
 
-// New builds the notifier for cfg's subscribers. It does not touch NATS:
-// Run sets up what it needs, so services start in any order.
+// New builds the notifier for cfg's subscribers; unset notify values take
+// their defaults, and a nil log logs nothing. It does not touch NATS: Run
+// sets up what it needs, so services start in any order.
 func New(cfg config.NotifierConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
 	o := options{
 		stdout:     os.Stdout,

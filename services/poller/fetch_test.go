@@ -31,7 +31,7 @@ func TestConditionalGet(t *testing.T) {
 		w.Header().Set("Last-Modified", "Wed, 25 Nov 2026 08:00:00 GMT")
 		w.Write(body)
 	})
-	h := newHarness(t, nil, testConfig(srv.URL), WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+	h := newHarness(t, nil, testConfig(srv.URL), WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 
 	st := h.poll(srv.URL)
 	// The feed's <ttl>15</ttl> stretches the 1m interval to its cap, 4m,

@@ -335,7 +335,7 @@ func (s *Service) watchSlowdowns(ctx context.Context) {
 				if json.Unmarshal(e.Value(), &sd) != nil || sd.Poller == s.id {
 					continue
 				}
-				if s.hosts.adopt(sd, s.clock.Now()) {
+				if s.hosts.adopt(sd, s.now()) {
 					s.log.Info("host slowed down by another poller", "host", sd.Host, "poller", sd.Poller,
 						"slowed_until", sd.HoldUntil, "full_pace_at", sd.Until)
 				}

@@ -208,7 +208,7 @@ func (l *hostLimiter) current(host string, now time.Time) (slowdown, bool) {
 // withHostPolicy replaces the host slow-down policy, so that a test can
 // go through every phase in seconds.
 func withHostPolicy(p hostPolicy) Option {
-	return func(s *Service) { s.hosts = newHostLimiter(p) }
+	return func(o *options) { o.hosts = p }
 }
 
 // TestHostSlowdownPhases follows one slow-down through its phases with a
@@ -359,7 +359,7 @@ func TestRetryAfterPerFeed(t *testing.T) {
 			})
 			cfg := testConfig(srv.URL)
 			cfg.Poll.MaxBackoff = config.Duration(45 * time.Minute)
-			h := newHarness(t, nil, cfg, WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+			h := newHarness(t, nil, cfg, WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 			st := h.poll(srv.URL)
 			if got := st.NextDue.Sub(fixedNow); got != tc.wait {
 				t.Errorf("feed waits %s, want %s", got, tc.wait)
@@ -401,7 +401,7 @@ func TestListFeedsSlowedHost(t *testing.T) {
 	t.Parallel()
 	hf := newHostFarm(t, 2, rateLimit(http.StatusTooManyRequests, "3600", map[int]bool{0: true}))
 	clock := &manualClock{t: fixedNow}
-	h := newHarness(t, nil, testConfig(hf.urls()...), WithClock(clock), WithRand(func() float64 { return 0.5 }))
+	h := newHarness(t, nil, testConfig(hf.urls()...), WithClock(clock.Now), WithRand(func() float64 { return 0.5 }))
 	h.poll(hf.url(0))
 	h.poll(hf.url(1))
 

@@ -45,32 +45,39 @@ const (
 	maxStartSpread = 5 * time.Second
 )
 
-// Clock tells the time; tests inject one to pin fetched_at and scheduling.
-type Clock interface{ Now() time.Time }
+// Option changes a Service's defaults.
+type Option func(*options)
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-// Option configures a Service.
-type Option func(*Service)
+type options struct {
+	client *http.Client
+	now    func() time.Time
+	id     string
+	gap    time.Duration
+	gapSet bool
+	rnd    func() float64
+	websub func(*websub.Options)
+	// hosts is the slow-down policy for hosts that answer slowly or with
+	// errors; tests shorten it.
+	hosts hostPolicy
+}
 
 // WithHTTPClient replaces the poller's own HTTP client. The replacement
 // must enforce timeouts and the address check itself.
-func WithHTTPClient(c *http.Client) Option { return func(s *Service) { s.client = c } }
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
-// WithClock sets the clock used for fetched_at, date checks and scheduling.
-func WithClock(c Clock) Option { return func(s *Service) { s.clock = c } }
+// WithClock sets the clock used for fetched_at, date checks and scheduling
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithPollerID names this poller in leases (default: hostname and a random suffix).
-func WithPollerID(id string) Option { return func(s *Service) { s.id = id } }
+func WithPollerID(id string) Option { return func(o *options) { o.id = id } }
 
 // WithHostGap sets the minimum time between request starts to one host
 // (default DefaultHostGap / poll.per_host).
-func WithHostGap(d time.Duration) Option { return func(s *Service) { s.gap = d; s.gapSet = true } }
+func WithHostGap(d time.Duration) Option { return func(o *options) { o.gap = d; o.gapSet = true } }
 
 // WithRand sets the source of jitter, a function returning [0,1).
-func WithRand(f func() float64) Option { return func(s *Service) { s.rnd = f } }
+func WithRand(f func() float64) Option { return func(o *options) { o.rnd = f } }
 
 // Service is the poller.
 type Service struct {
@@ -81,11 +88,10 @@ type Service struct {
 	log       *slog.Logger
 	client    *http.Client
 	userAgent string
-	clock     Clock
+	now       func() time.Time
 	rnd       func() float64
 	id        string
 	gap       time.Duration
-	gapSet    bool
 	// publishTimeout is publishTimeout; tests shorten it.
 	publishTimeout time.Duration
 
@@ -113,11 +119,18 @@ type Service struct {
 }
 
 // New builds a poller for cfg's feeds (and OPML files); unset poll values
-// take their defaults. It does not touch NATS: Run opens the KV buckets,
-// retrying until NATS is there.
+// take their defaults, and a nil log logs nothing. It does not touch NATS:
+// Run opens the KV buckets, retrying until NATS is there.
 func New(cfg config.PollerConfig, b *bus.Bus, m *telemetry.Metrics, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
-	if b == nil || m == nil || log == nil {
-		return nil, errors.New("poller: New needs a bus, metrics and a logger")
+	if b == nil || m == nil {
+		return nil, errors.New("poller: New needs a bus and metrics")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	o := options{now: time.Now, rnd: rand.Float64, hosts: defaultHostPolicy()}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	p := cfg.Poll.OrDefaults()
 	s := &Service{
@@ -126,18 +139,20 @@ func New(cfg config.PollerConfig, b *bus.Bus, m *telemetry.Metrics, reg promethe
 		m:              m,
 		log:            log.With("service", "poller"),
 		userAgent:      p.UserAgent,
-		clock:          realClock{},
+		client:         o.client,
+		now:            o.now,
+		rnd:            o.rnd,
+		id:             o.id,
+		gap:            o.gap,
 		publishTimeout: publishTimeout,
 		reload:         make(chan struct{}, 1),
-		hosts:          newHostLimiter(defaultHostPolicy()),
+		hosts:          newHostLimiter(o.hosts),
 		nudge:          make(chan struct{}, 1),
 		websub:         cfg.WebSub,
+		pushOpts:       o.websub,
 	}
 	if s.userAgent == "" {
 		s.userAgent = version.UserAgent()
-	}
-	for _, o := range opts {
-		o(s)
 	}
 	if s.client == nil {
 		guard, err := newAddrGuard(p.AllowNetworks)
@@ -146,13 +161,10 @@ func New(cfg config.PollerConfig, b *bus.Bus, m *telemetry.Metrics, reg promethe
 		}
 		s.client = newHTTPClient(p.Timeout.D(), p.PerHost, guard)
 	}
-	if !s.gapSet {
+	if !o.gapSet {
 		s.gap = hostGap(p.PerHost)
 	}
 	s.gate = newRequestGate(s.gap)
-	if s.rnd == nil {
-		s.rnd = rand.Float64
-	}
 	if s.id == "" {
 		s.id = defaultPollerID()
 	}

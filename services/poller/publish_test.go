@@ -21,7 +21,7 @@ func TestPublishOnce(t *testing.T) {
 	srv := newFeedServer(t, serveXML(fixture(t, "rss.xml"), "", ""))
 	b := bustest.New(t)
 	cfg := testConfig(srv.URL)
-	h := newHarness(t, b, cfg, WithClock(fixedClock{fixedNow}))
+	h := newHarness(t, b, cfg, WithClock(fixedClock{fixedNow}.Now))
 
 	h.poll(srv.URL)
 	h.poll(srv.URL)
@@ -44,7 +44,7 @@ func TestPublishOnce(t *testing.T) {
 
 	// A restarted poller (new Service, same NATS, an hour later) remembers.
 	h.stop()
-	h2 := newHarness(t, b, cfg, WithClock(fixedClock{fixedNow.Add(time.Hour)}))
+	h2 := newHarness(t, b, cfg, WithClock(fixedClock{fixedNow.Add(time.Hour)}.Now))
 	h2.poll(srv.URL)
 	if got := streamCount(t, b); got != 3 {
 		t.Fatalf("after restart: %d items, want 3", got)
@@ -129,7 +129,7 @@ func TestBackoffAfterErrors(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Poll.Interval = configDuration(time.Minute)
 	cfg.Poll.MaxBackoff = configDuration(10 * time.Minute)
-	h := newHarness(t, nil, cfg, WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+	h := newHarness(t, nil, cfg, WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 
 	want := []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}
 	for i, w := range want {
@@ -247,7 +247,7 @@ func TestRateLimited(t *testing.T) {
 		w.Header().Set("Retry-After", "1800")
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
-	h := newHarness(t, nil, testConfig(srv.URL), WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+	h := newHarness(t, nil, testConfig(srv.URL), WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 	h.poll(srv.URL)
 	f := h.feeds[srv.URL]
 	if f.state.State != stateError || f.state.NextDue.Sub(fixedNow) != 30*time.Minute {
@@ -266,7 +266,7 @@ func TestNATSOutage(t *testing.T) {
 	t.Parallel()
 	srv := newFeedServer(t, serveXML(fixture(t, "rss.xml"), "", `"e1"`))
 	b := bustest.New(t)
-	h := newHarness(t, b, testConfig(srv.URL), WithClock(fixedClock{fixedNow}), WithRand(func() float64 { return 0.5 }))
+	h := newHarness(t, b, testConfig(srv.URL), WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 	h.svc.publishTimeout = 300 * time.Millisecond
 	ctx := context.Background()
 	if err := b.JS.DeleteStream(ctx, event.StreamItems); err != nil {
@@ -299,14 +299,14 @@ func TestLeaseExpiry(t *testing.T) {
 	srv := newFeedServer(t, serveXML(fixture(t, "rss.xml"), "", `"e1"`))
 	b := bustest.New(t)
 	cfg := testConfig(srv.URL)
-	crashed := newHarness(t, b, cfg, WithPollerID("a"), WithClock(fixedClock{fixedNow}))
+	crashed := newHarness(t, b, cfg, WithPollerID("a"), WithClock(fixedClock{fixedNow}.Now))
 	if st := crashed.poll(srv.URL); st.State != stateOK {
 		t.Fatalf("first poller: %+v", st)
 	}
 	lease := crashed.feeds[srv.URL].lease
 
 	// Before expiry: hands off.
-	early := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(-time.Second)}))
+	early := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(-time.Second)}.Now))
 	early.poll(srv.URL)
 	f := early.feeds[srv.URL]
 	if f.loaded || srv.hits.Load() != 1 {
@@ -317,7 +317,7 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 
 	// After expiry: takes over, with the first poller's ETag (so a 304).
-	late := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(time.Second)}))
+	late := newHarness(t, b, cfg, WithPollerID("b"), WithClock(fixedClock{lease.Expires.Add(time.Second)}.Now))
 	st := late.poll(srv.URL)
 	if st.State != stateNotModified || st.Poller != "b" {
 		t.Fatalf("takeover: %+v", st)

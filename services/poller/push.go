@@ -15,7 +15,7 @@ import (
 // WithWebSubOptions adjusts the WebSub manager's options before it is
 // built (tests shorten its timing).
 func WithWebSubOptions(f func(*websub.Options)) Option {
-	return func(s *Service) { s.pushOpts = f }
+	return func(o *options) { o.websub = f }
 }
 
 // WebSubAddr is the address the WebSub callback server listens on, ""
@@ -94,7 +94,7 @@ func (s *Service) pollInterval(f *feed) time.Duration {
 // handling, parse, item ids, seen-set and publish as a poll, so an item
 // that arrives by push and again by poll is published once.
 func (s *Service) Ingest(ctx context.Context, feedURL string, body []byte, contentType string) error {
-	now := s.clock.Now()
+	now := s.now()
 	s.met.bytes.Add(float64(len(body)))
 	_, entries, err := s.parseBody(body, contentType, feedURL, s.feedTitle(feedURL), feedURL, now)
 	if err != nil {
@@ -114,7 +114,7 @@ func (s *Service) Ingest(ctx context.Context, feedURL string, body []byte, conte
 // state stay with the poller that holds its lease.
 func (s *Service) Fetch(ctx context.Context, feedURL string) error {
 	f := &feed{url: feedURL, title: s.feedTitle(feedURL)}
-	out := s.refresh(ctx, f, s.clock.Now())
+	out := s.refresh(ctx, f, s.now())
 	s.m.PollRequests.WithLabelValues(out.result).Inc()
 	if out.err != nil {
 		return out.err
@@ -143,7 +143,7 @@ func (s *Service) pullForward(due *timeHeap[*feed], feeds map[string]*feed) {
 	soon := s.soon
 	s.soon = nil
 	s.soonMu.Unlock()
-	now := s.clock.Now()
+	now := s.now()
 	for u := range soon {
 		f := feeds[u]
 		if f == nil || f.inflight || f.idx < 0 || !f.due.After(now) {

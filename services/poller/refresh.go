@@ -20,7 +20,7 @@ import (
 // pollFeed runs one poll of f: lease, fetch, publish, state, schedule.
 // It sets f.due (and f.pauseUntil) for the scheduler.
 func (s *Service) pollFeed(ctx context.Context, f *feed) {
-	now := s.clock.Now()
+	now := s.now()
 	f.pauseUntil = time.Time{}
 	retry := now.Add(jitter(f.interval, s.rnd))
 

@@ -106,7 +106,7 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 		s.mu.Lock()
 		list := s.feeds
 		s.mu.Unlock()
-		now := s.clock.Now()
+		now := s.now()
 		want := make(map[string]config.Feed, len(list))
 		for _, fc := range list {
 			want[fc.URL] = fc
@@ -175,7 +175,7 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 	}
 
 	for {
-		now := s.clock.Now()
+		now := s.now()
 		for inflight < s.poll.Workers && due.Len() > 0 && !due[0].due.After(now) {
 			f := heap.Pop(&due).(*feed)
 			hs := hosts[f.host]

@@ -129,7 +129,7 @@ func (m *Main) Start(ctx context.Context) error {
 			}
 			s, err = poller.New(cfg.PollerConfig(), b, m.Metrics, m.Registry, m.Log, opts...)
 		case Classifier:
-			s, err = classifier.NewService(cfg.ClassifierConfig(), b, m.Metrics, m.Registry, m.Log)
+			s, err = classifier.New(cfg.ClassifierConfig(), b, m.Metrics, m.Registry, m.Log)
 		case Notifier:
 			s, err = notifier.New(cfg.NotifierConfig(), b, m.Metrics, m.Registry, m.Log, notifier.WithStdout(m.Stdout))
 		default:

@@ -123,7 +123,7 @@ func New(o Options) (*Manager, error) {
 		return nil, errors.New("websub: websub.callback_url is not set")
 	}
 	m := &Manager{
-		cfg:           o.Config,
+		cfg:           o.Config.OrDefaults(),
 		base:          strings.TrimRight(o.Config.CallbackURL, "/"),
 		maxBody:       o.MaxBody,
 		store:         &store{kv: o.KV},
@@ -152,12 +152,6 @@ func New(o Options) (*Manager, error) {
 	}
 	if m.maxBody <= 0 {
 		m.maxBody = config.DefaultMaxBodyBytes
-	}
-	if m.cfg.Lease <= 0 {
-		m.cfg.Lease = config.Duration(config.DefaultWebSubLease)
-	}
-	if m.cfg.PollInterval <= 0 {
-		m.cfg.PollInterval = config.Duration(config.DefaultWebSubPoll)
 	}
 	return m, nil
 }
