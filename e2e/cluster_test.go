@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/testkit"
 )
@@ -279,16 +276,8 @@ subscribers:
 	step("every item delivered")
 
 	// Let redeliveries that are still due play out before counting.
-	nc, err := nats.Connect(urls, nats.Name(t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bustest.Eventually(t, 60*time.Second, func() bool { return bustest.PendingWork(js) == 0 }, "consumers still have work pending")
+	b := bustest.Connect(t, urls)
+	bustest.Eventually(t, 60*time.Second, func() bool { return bustest.PendingWork(b) == 0 }, "consumers still have work pending")
 	step("consumers drained")
 	waitReady(t, 30*time.Second, append(survivors, restarted...)...)
 

@@ -416,7 +416,7 @@ func TestRetentionFitsNATSNodes(t *testing.T) {
 			t.Fatalf("on a node with maxSize %s: %v", fs.MaxSize, err)
 		}
 	}
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}

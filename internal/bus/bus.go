@@ -22,6 +22,7 @@ import (
 
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 )
 
 // What feedmon keeps in NATS, beyond what retention.* sets.
@@ -43,9 +44,10 @@ const (
 // Bus is one connection to NATS with JetStream, and the embedded server
 // when feedmon runs one.
 type Bus struct {
-	NC       *nats.Conn
-	JS       jetstream.JetStream
 	Replicas int
+
+	nc *nats.Conn
+	js jetstream.JetStream
 
 	log       *slog.Logger
 	embedded  *server.Server
@@ -115,7 +117,7 @@ func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger
 			ns.Shutdown()
 			return nil, fmt.Errorf("bus: connect to embedded server: %w", err)
 		}
-		b.NC = nc
+		b.nc = nc
 	} else {
 		opts = append(opts, nats.RetryOnFailedConnect(!co.failFast))
 		if cfg.CredsFile != "" {
@@ -131,14 +133,14 @@ func Connect(ctx context.Context, cfg config.NATS, name string, log *slog.Logger
 		if err != nil {
 			return nil, fmt.Errorf("bus: connect to %s: %w", config.Redact(cfg.URL), err)
 		}
-		b.NC = nc
+		b.nc = nc
 	}
-	js, err := jetstream.New(b.NC)
+	js, err := jetstream.New(b.nc)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
-	b.JS = js
+	b.js = js
 	return b, nil
 }
 
@@ -189,21 +191,30 @@ func StartEmbedded(cfg config.NATS, log *slog.Logger) (*server.Server, error) {
 func (b *Bus) Embedded() *server.Server { return b.embedded }
 
 // Connected reports whether the connection is up.
-func (b *Bus) Connected() bool { return b.NC != nil && b.NC.IsConnected() }
+func (b *Bus) Connected() bool { return b.nc != nil && b.nc.IsConnected() }
+
+// Abort closes the connection at once, as a crash would: nothing is
+// drained, so what is pulled and not acknowledged is redelivered elsewhere.
+// Tests of failure handling use it; Close still has to be called.
+func (b *Bus) Abort() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+}
 
 // Close drains the connection (pending publishes are flushed, subscriptions
 // finish what they hold) and stops the embedded server.
 func (b *Bus) Close() {
-	if b.NC != nil {
+	if b.nc != nil {
 		done := make(chan struct{})
-		b.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
-		if err := b.NC.Drain(); err != nil {
-			b.NC.Close()
+		b.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := b.nc.Drain(); err != nil {
+			b.nc.Close()
 		} else {
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
-				b.NC.Close()
+				b.nc.Close()
 			}
 		}
 	}
@@ -261,7 +272,7 @@ func (b *Bus) EnsureStream(ctx context.Context, name string) (jetstream.Stream, 
 		return nil, err
 	}
 	return b.ensure(ctx, "stream "+name, cfg, func(ctx context.Context) (jetstream.Stream, error) {
-		return b.JS.CreateOrUpdateStream(ctx, cfg)
+		return b.js.CreateOrUpdateStream(ctx, cfg)
 	})
 }
 
@@ -336,7 +347,7 @@ func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 	asked := jetstream.StreamConfig{Name: kvStream(bucket), MaxBytes: cfg.MaxBytes, Replicas: b.Replicas}
 	_, err = b.ensure(ctx, "kv "+bucket, asked, func(ctx context.Context) (jetstream.Stream, error) {
 		var err error
-		kv, err = b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, cfg)
 		return nil, err
 	})
 	if err != nil {
@@ -407,9 +418,10 @@ type ConsumeOptions struct {
 // Consume creates (idempotently) a durable pull consumer and hands its
 // messages to h on up to Workers goroutines until ctx ends. Then it stops
 // pulling, naks what was pulled but not started, lets handlers in flight
-// finish within Grace, and returns. Errors of the consumer (NATS restarts,
-// a deleted consumer) are retried, never fatal.
-func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error {
+// finish within Grace, and returns once they have. Errors of the consumer
+// (NATS restarts, a deleted consumer) are retried, never fatal, so there is
+// no error to return.
+func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 	if opts.Workers < 1 {
 		opts.Workers = 1
 	}
@@ -418,13 +430,8 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error
 	}
 	// Handlers run on a context that outlives ctx by Grace, so that work in
 	// flight at shutdown can finish instead of being cut mid-delivery.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, cancelWork := grace.Context(ctx, opts.Grace)
 	defer cancelWork()
-	stopGrace := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(opts.Grace, cancelWork)
-		context.AfterFunc(workCtx, func() { t.Stop() })
-	})
-	defer stopGrace()
 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, opts.Workers)
@@ -438,7 +445,7 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error
 			}
 			cctx, cancel := context.WithTimeout(ctx, setupTimeout)
 			defer cancel()
-			c, err := b.JS.CreateOrUpdateConsumer(cctx, opts.Stream, opts.Consumer)
+			c, err := b.js.CreateOrUpdateConsumer(cctx, opts.Stream, opts.Consumer)
 			if err != nil {
 				return fmt.Errorf("bus: consumer %s: %w", opts.Consumer.Durable, err)
 			}
@@ -446,7 +453,7 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error
 			return nil
 		})
 		if err != nil {
-			return nil // ctx ended
+			return // ctx ended
 		}
 		iter, err := cons.Messages(jetstream.PullMaxMessages(opts.Workers*2), jetstream.PullHeartbeat(5*time.Second))
 		if err != nil {
@@ -497,7 +504,42 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error
 			opts.Ready.Store(false)
 		}
 	}
-	return nil
+}
+
+// PublishAsync publishes data on subject with a Nats-Msg-Id without waiting
+// for the stream's acknowledgement: the future says how it went. Callers
+// that must know retry a failed one with Publish.
+func (b *Bus) PublishAsync(subject, msgID string, data []byte) (jetstream.PubAckFuture, error) {
+	f, err := b.js.PublishAsync(subject, data, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
+	}
+	return f, nil
+}
+
+// Stream looks up an existing stream (nil and jetstream.ErrStreamNotFound
+// when there is none): for reading its state, unlike EnsureStream it never
+// creates or changes it.
+func (b *Bus) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("bus: stream %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// ConsumerInfo reads the state of a durable consumer (how far behind it
+// is, what it has not acknowledged).
+func (b *Bus) ConsumerInfo(ctx context.Context, stream, consumer string) (*jetstream.ConsumerInfo, error) {
+	c, err := b.js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: %w", consumer, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bus: consumer %s: %w", consumer, err)
+	}
+	return info, nil
 }
 
 // Publish publishes data on subject with a Nats-Msg-Id, so that a retry
@@ -508,7 +550,7 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) (
 	delay := 100 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := b.JS.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
+		ack, err := b.js.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
 		cancel()
 		if err == nil {
 			return ack, nil

@@ -28,7 +28,7 @@ func TestEnsureIsIdempotent(t *testing.T) {
 			}
 		}
 	}
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestPublishDedupsByMsgID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestConsumeNaksOnShutdown(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = b.Consume(ctx, bustestConsume(), func(_ context.Context, m jetstream.Msg) {
+		b.Consume(ctx, bustestConsume(), func(_ context.Context, m jetstream.Msg) {
 			_ = m.Ack()
 			handled <- struct{}{}
 		})

@@ -30,7 +30,7 @@ func TestClusterR3SurvivesNodeLoss(t *testing.T) {
 	if err := bus.Retry(ctx, bustest.Logger(t), "streams", b.EnsureStreams); err != nil {
 		t.Fatal(err)
 	}
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestReplicasChangeOnExistingDeployment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := b.JS.Stream(ctx, event.StreamClassified)
+		s, err := b.Stream(ctx, event.StreamClassified)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestReplicasChangeOnExistingDeployment(t *testing.T) {
 			return err == nil
 		}, "kv put after changing replicas to %d", replicas)
 		// A bucket is a stream named KV_<bucket>.
-		ks, err := b.JS.Stream(ctx, "KV_"+event.BucketFeeds)
+		ks, err := b.Stream(ctx, "KV_"+event.BucketFeeds)
 		if err != nil {
 			t.Fatal(err)
 		}

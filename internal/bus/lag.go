@@ -12,8 +12,9 @@ import (
 type ConsumerRef struct{ Stream, Consumer string }
 
 // WatchLag exports how far the given consumers are behind, polled from
-// consumer info every interval until ctx ends. Polling (rather than asking
-// NATS on every scrape) keeps a scrape fast when NATS is slow or away.
+// consumer info every interval until ctx ends; then it returns. Polling
+// (rather than asking NATS on every scrape) keeps a scrape fast when NATS
+// is slow or away. The gauges are registered before the first poll.
 func (b *Bus) WatchLag(ctx context.Context, reg prometheus.Registerer, interval time.Duration, refs []ConsumerRef) {
 	f := promauto.With(reg)
 	pending := f.NewGaugeVec(prometheus.GaugeOpts{
@@ -31,27 +32,21 @@ func (b *Bus) WatchLag(ctx context.Context, reg prometheus.Registerer, interval 
 	poll := func() {
 		for _, r := range refs {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := b.JS.Consumer(cctx, r.Stream, r.Consumer)
-			if err == nil {
-				info, ierr := c.Info(cctx)
-				if ierr == nil {
-					pending.WithLabelValues(r.Stream, r.Consumer).Set(float64(info.NumPending))
-					ackPending.WithLabelValues(r.Stream, r.Consumer).Set(float64(info.NumAckPending))
-				}
+			if info, err := b.ConsumerInfo(cctx, r.Stream, r.Consumer); err == nil {
+				pending.WithLabelValues(r.Stream, r.Consumer).Set(float64(info.NumPending))
+				ackPending.WithLabelValues(r.Stream, r.Consumer).Set(float64(info.NumAckPending))
 			}
 			cancel()
 		}
 	}
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			poll()
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		poll()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
+	}
 }

@@ -218,7 +218,7 @@ func (p plan) logAttrs() []any {
 func (b *Bus) budget(ctx context.Context, existing map[string]int64) (budget, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	info, err := b.JS.AccountInfo(ctx)
+	info, err := b.js.AccountInfo(ctx)
 	if err != nil {
 		return budget{}, fmt.Errorf("bus: plan storage: account info: %w", err)
 	}
@@ -280,7 +280,7 @@ func (b *Bus) existingCaps(ctx context.Context) (map[string]int64, error) {
 	caps := map[string]int64{}
 	for name := range weights {
 		sctx, cancel := context.WithTimeout(ctx, setupTimeout)
-		s, err := b.JS.Stream(sctx, name)
+		s, err := b.js.Stream(sctx, name)
 		cancel()
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
@@ -371,7 +371,7 @@ func (b *Bus) refused(ctx context.Context, cfg jetstream.StreamConfig, p plan, e
 
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	info, ierr := b.JS.AccountInfo(ictx)
+	info, ierr := b.js.AccountInfo(ictx)
 	switch {
 	case ierr != nil:
 		e.Has = "account info unavailable: " + ierr.Error()

@@ -108,7 +108,7 @@ func TestReadyOnServerWithLittleStorage(t *testing.T) {
 			if err := setUp(ctx, b); err != nil {
 				t.Fatalf("setup on a server with %s: %v", config.ByteSize(store), err)
 			}
-			if sum := footprint(t, b.JS); sum > store {
+			if sum := footprint(t, b.JetStream()); sum > store {
 				t.Errorf("feedmon reserves %s, the server has %s", config.ByteSize(sum), config.ByteSize(store))
 			}
 		})
@@ -127,7 +127,7 @@ func TestReadyInAccountWithLimits(t *testing.T) {
 
 	other := connectTo(t, withUser(natsConfig(t, url, 1, ""), "other"))
 	const otherBytes = 300 << 20
-	if _, err := other.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}, MaxBytes: otherBytes}); err != nil {
+	if _, err := other.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}, MaxBytes: otherBytes}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -135,16 +135,16 @@ func TestReadyInAccountWithLimits(t *testing.T) {
 	if err := setUp(ctx, b); err != nil {
 		t.Fatalf("setup in an account with 1 GiB: %v", err)
 	}
-	if sum := footprint(t, b.JS); sum > 1<<30-otherBytes {
+	if sum := footprint(t, b.JetStream()); sum > 1<<30-otherBytes {
 		t.Errorf("feedmon reserves %s; the account has 1GiB, of which %s is another's", config.ByteSize(sum), config.ByteSize(otherBytes))
 	}
 	// A second service starting later finds the same plan: nothing changes.
-	before := footprint(t, b.JS)
+	before := footprint(t, b.JetStream())
 	b2 := connectTo(t, withUser(natsConfig(t, url, 1, ""), "feedmon"))
 	if err := setUp(ctx, b2); err != nil {
 		t.Fatal(err)
 	}
-	if after := footprint(t, b.JS); after != before {
+	if after := footprint(t, b.JetStream()); after != before {
 		t.Errorf("a second service changed the caps: %d → %d bytes", before, after)
 	}
 }
@@ -167,7 +167,7 @@ func TestReadyOnR3ClusterWith4GBANode(t *testing.T) {
 	if err := bus.Retry(ctx, bustest.Logger(t), "setup", func(ctx context.Context) error { return setUp(ctx, b) }); err != nil {
 		t.Fatalf("setup on 3 × 4GB with replicas 3: %v", err)
 	}
-	if sum := footprint(t, b.JS); sum/3 > perNode {
+	if sum := footprint(t, b.JetStream()); sum/3 > perNode {
 		t.Errorf("each node holds %s, it has %s", config.ByteSize(sum/3), config.ByteSize(perNode))
 	}
 }
@@ -281,7 +281,7 @@ retention:
 	if err := setUp(ctx, changed); err != nil {
 		t.Fatalf("setup with changed retention: %v", err)
 	}
-	s, err := changed.JS.Stream(ctx, event.StreamItems)
+	s, err := changed.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,21 +295,21 @@ retention:
 	if info.State.Msgs != 3 {
 		t.Errorf("items stream holds %d messages after the update, want the 3 it had", info.State.Msgs)
 	}
-	d, err := changed.JS.Stream(ctx, event.StreamDead)
+	d, err := changed.Stream(ctx, event.StreamDead)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := d.CachedInfo().Config.MaxAge; got != 2160*time.Hour {
 		t.Errorf("dead stream max_age %s, want 2160h", got)
 	}
-	kv, err := changed.JS.Stream(ctx, "KV_"+event.BucketDelivered)
+	kv, err := changed.Stream(ctx, "KV_"+event.BucketDelivered)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ttl := kv.CachedInfo().Config.MaxAge; ttl <= 2160*time.Hour {
 		t.Errorf("delivered log TTL %s does not outlive retention.dead.max_age 2160h", ttl)
 	}
-	if sum := footprint(t, changed.JS); sum > 1<<30 {
+	if sum := footprint(t, changed.JetStream()); sum > 1<<30 {
 		t.Errorf("after the change feedmon reserves %s of 1GiB", config.ByteSize(sum))
 	}
 }
@@ -322,7 +322,7 @@ func TestStoredItemSize(t *testing.T) {
 	b := bustest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,9 @@ import (
 )
 
 // followStories fills idx from FEEDMON_CLASSIFIED and keeps it in step
-// with what every replica publishes there, until ctx ends. It returns once
-// the items of the last story window are loaded.
+// with what every replica publishes there, until stop is called. It
+// returns once the items of the last story window are loaded; stop ends
+// the following and returns when its goroutines have.
 //
 // Classified items carry the story ids they went out with, so the stream
 // is the record of every story decision: a restarted classifier reloads
@@ -23,14 +24,14 @@ import (
 // of its own per item. An item this index holds already (its own, or one
 // seen on another topic) is recognised from its Nats-Msg-Id header
 // without decoding it.
-func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
+func (s *Service) followStories(ctx context.Context, idx *story.Index) (stop func(), err error) {
 	stream, err := s.bus.EnsureStream(ctx, event.StreamClassified)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("classifier: stories: %w", err)
+		return nil, fmt.Errorf("classifier: stories: %w", err)
 	}
 	opts := idx.Options()
 	from := time.Now().Add(-opts.Window)
@@ -40,7 +41,7 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 		OptStartTime:   &from,
 	})
 	if err != nil {
-		return fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
+		return nil, fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
 	}
 	// Loaded once the last message that existed now has been read, or at
 	// once when none is recent enough.
@@ -72,17 +73,24 @@ func (s *Service) followStories(ctx context.Context, idx *story.Index) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
+		return nil, fmt.Errorf("classifier: stories: follow %s: %w", event.StreamClassified, err)
 	}
-	go func() {
-		<-ctx.Done()
+	stop = func() {
 		cc.Stop()
-	}()
+		// Closed once the last callback has returned; bounded, so that a
+		// NATS gone away cannot hold up shutdown.
+		select {
+		case <-cc.Closed():
+		case <-time.After(stopTimeout):
+			s.log.Warn("story follower did not stop in time", "timeout", stopTimeout)
+		}
+	}
 	select {
 	case <-loaded:
-		return nil
+		return stop, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		stop()
+		return nil, ctx.Err()
 	}
 }
 

@@ -29,6 +29,8 @@ const (
 	// publishTimeout bounds publishing one item's topics; past it the
 	// message is handed back and redelivered.
 	publishTimeout = 20 * time.Second
+	// stopTimeout bounds waiting for the story follower to stop.
+	stopTimeout = 5 * time.Second
 )
 
 // Service is the classifier: a durable consumer on feedmon.items.> that
@@ -148,30 +150,37 @@ func (s *Service) Ready() error {
 // loads the story index (see followStories), so that a restarted
 // classifier and every replica agree on stories.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.openStories(ctx); err != nil {
+	stopStories, err := s.openStories(ctx)
+	if err != nil {
 		return nil // ctx ended
 	}
-	return s.consume(ctx)
+	// Deferred: the follower keeps the index in step with the replicas
+	// until the last item in flight is classified.
+	defer stopStories()
+	s.consume(ctx)
+	return nil
 }
 
 // openStories loads the story index and starts following the classified
-// stream, retrying until it works or ctx ends.
-func (s *Service) openStories(ctx context.Context) error {
+// stream, retrying until it works or ctx ends. stop ends the following.
+func (s *Service) openStories(ctx context.Context) (stop func(), err error) {
 	if s.noStories {
-		return nil
+		return func() {}, nil
 	}
-	return bus.Retry(ctx, s.log, "follow "+event.StreamClassified, func(ctx context.Context) error {
+	err = bus.Retry(ctx, s.log, "follow "+event.StreamClassified, func(ctx context.Context) error {
 		idx := story.New(s.storyOpts)
-		if err := s.followStories(ctx, idx); err != nil {
+		st, err := s.followStories(ctx, idx)
+		if err != nil {
 			return err
 		}
-		s.stories = idx
+		s.stories, stop = idx, st
 		return nil
 	})
+	return stop, err
 }
 
-func (s *Service) consume(ctx context.Context) error {
-	return s.bus.Consume(ctx, bus.ConsumeOptions{
+func (s *Service) consume(ctx context.Context) {
+	s.bus.Consume(ctx, bus.ConsumeOptions{
 		Stream: event.StreamItems,
 		Consumer: jetstream.ConsumerConfig{
 			Durable:       event.ConsumerClassifier,

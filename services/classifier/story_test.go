@@ -79,7 +79,8 @@ func storyIDs(t *testing.T, b *bus.Bus) func(id string) string {
 	t.Helper()
 	var mu sync.Mutex
 	got := map[string]string{}
-	sub, err := b.NC.Subscribe(event.ClassifiedAll, func(m *nats.Msg) {
+	nc, _ := bustest.Client(t, b)
+	sub, err := nc.Subscribe(event.ClassifiedAll, func(m *nats.Msg) {
 		it, err := event.Unmarshal(m.Data)
 		if err != nil {
 			t.Error(err)

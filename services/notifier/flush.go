@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -56,10 +57,8 @@ func (f *flusher) run(ctx context.Context) {
 		return
 	}
 	// Sends in flight at shutdown get the same grace as the consume loop's.
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancel := grace.Context(ctx, flushGrace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(flushGrace, cancel) })
-	defer stop()
 	t := time.NewTicker(f.every)
 	defer t.Stop()
 	for {

@@ -216,7 +216,7 @@ func waitHandled(t *testing.T, b *bus.Bus) {
 	bustest.Eventually(t, waitLong, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		st, err := b.JS.Stream(ctx, event.StreamClassified)
+		st, err := b.Stream(ctx, event.StreamClassified)
 		if err != nil {
 			return false
 		}
@@ -241,7 +241,7 @@ func deadLetters(t *testing.T, b *bus.Bus) []jetstream.Msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := b.JS.Stream(ctx, event.StreamDead)
+	st, err := b.Stream(ctx, event.StreamDead)
 	if err != nil {
 		t.Fatal(err)
 	}

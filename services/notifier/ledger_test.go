@@ -405,7 +405,8 @@ func TestLedgerTTL(t *testing.T) {
 	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
-	kv, err := b.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ledger_ttl", History: 1, TTL: time.Second})
+	_, js := bustest.Client(t, b)
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ledger_ttl", History: 1, TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

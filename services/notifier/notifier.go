@@ -35,7 +35,6 @@ package notifier
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -329,16 +328,13 @@ func (s *Service) Run(ctx context.Context) error {
 	background.Go(func() { flush.run(ctx) })
 	background.Go(func() { park.run(ctx) })
 	defer background.Wait()
-	err = s.b.Consume(ctx, bus.ConsumeOptions{
+	s.b.Consume(ctx, bus.ConsumeOptions{
 		Stream:   event.StreamClassified,
 		Consumer: s.consumerConfig(),
 		Workers:  s.notify.Workers,
 		Ready:    &s.consuming,
 	}, s.handle)
 	s.consuming.Store(false)
-	if err != nil {
-		return fmt.Errorf("notifier: %w", err)
-	}
 	s.log.Info("notifier stopped")
 	return nil
 }

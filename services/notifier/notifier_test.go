@@ -354,7 +354,8 @@ func TestNoResend(t *testing.T) {
 		// A lost consumer (or a new deployment) replays the whole stream.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := b.JS.DeleteConsumer(ctx, event.StreamClassified, event.ConsumerNotifier); err != nil {
+		_, js := bustest.Client(t, b)
+		if err := js.DeleteConsumer(ctx, event.StreamClassified, event.ConsumerNotifier); err != nil {
 			t.Fatal(err)
 		}
 		r2 := startService(t, b, cfg)

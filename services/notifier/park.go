@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/bus"
+	"github.com/feedmon/feedmon/internal/grace"
 )
 
 // Parking: a delivery whose next attempt is far off is taken out of NATS
@@ -58,10 +59,8 @@ func (pk *parker) run(ctx context.Context) {
 	if pk.p.opts.parkAfter <= 0 {
 		return
 	}
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancel := grace.Context(ctx, flushGrace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(flushGrace, cancel) })
-	defer stop()
 
 	var w jetstream.KeyWatcher
 	if err := bus.Retry(ctx, pk.p.log, "watch parked deliveries", func(ctx context.Context) error {

@@ -98,7 +98,7 @@ func TestAllReceivers(t *testing.T) {
 		t.Errorf("slack payload: %v %s", err, slk.requests()[0].body)
 	}
 	ctx := context.Background()
-	st, err := b.JS.Stream(ctx, event.StreamAlerts)
+	st, err := b.Stream(ctx, event.StreamAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}

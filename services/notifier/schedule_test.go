@@ -69,7 +69,7 @@ func bodyIDs(t *testing.T, body []byte) string {
 func alertsCount(t *testing.T, b *bus.Bus) uint64 {
 	t.Helper()
 	ctx := context.Background()
-	st, err := b.JS.Stream(ctx, event.StreamAlerts)
+	st, err := b.Stream(ctx, event.StreamAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}

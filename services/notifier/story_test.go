@@ -60,7 +60,8 @@ func alertBodies(t *testing.T, b *bus.Bus, subscriber string) []hookBody {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := b.JS.OrderedConsumer(ctx, event.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.AlertsSubject(subscriber)}})
+	_, js := bustest.Client(t, b)
+	c, err := js.OrderedConsumer(ctx, event.StreamAlerts, jetstream.OrderedConsumerConfig{FilterSubjects: []string{event.AlertsSubject(subscriber)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -181,7 +181,7 @@ func streamItems(t testing.TB, b *bus.Bus) []*event.Item {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func streamCount(t testing.TB, b *bus.Bus) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := b.JS.Stream(ctx, event.StreamItems)
+	s, err := b.Stream(ctx, event.StreamItems)
 	if err != nil {
 		t.Fatal(err)
 	}

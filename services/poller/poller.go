@@ -20,6 +20,7 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/poller/websub"
@@ -281,13 +282,8 @@ func (s *Service) Run(ctx context.Context) error {
 
 	// Fetches run on a context that outlives ctx by the grace period, so
 	// a fetch in flight at shutdown can publish what it got.
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	workCtx, cancelWork := grace.Context(ctx, shutdownGrace)
 	defer cancelWork()
-	stopGrace := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(shutdownGrace, cancelWork)
-		context.AfterFunc(workCtx, func() { t.Stop() })
-	})
-	defer stopGrace()
 
 	watchDone := make(chan struct{})
 	go func() {

@@ -269,7 +269,8 @@ func TestNATSOutage(t *testing.T) {
 	h := newHarness(t, b, testConfig(srv.URL), WithClock(fixedClock{fixedNow}.Now), WithRand(func() float64 { return 0.5 }))
 	h.svc.publishTimeout = 300 * time.Millisecond
 	ctx := context.Background()
-	if err := b.JS.DeleteStream(ctx, event.StreamItems); err != nil {
+	_, js := bustest.Client(t, b)
+	if err := js.DeleteStream(ctx, event.StreamItems); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

@@ -218,7 +218,7 @@ func (s *Service) publish(ctx context.Context, subject string, fresh []*entry) (
 			return published, fmt.Errorf("poller: encode item: %w", err)
 		}
 		datas[i] = data
-		if f, err := s.bus.JS.PublishAsync(subject, data, jetstream.WithMsgID(e.item.ID)); err == nil {
+		if f, err := s.bus.PublishAsync(subject, e.item.ID, data); err == nil {
 			futs[i] = f
 		}
 	}

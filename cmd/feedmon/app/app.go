@@ -192,7 +192,7 @@ func (m *Main) Start(ctx context.Context) error {
 	if _, ok := m.services[Notifier]; ok {
 		lag = append(lag, bus.ConsumerRef{Stream: event.StreamClassified, Consumer: event.ConsumerNotifier})
 	}
-	b.WatchLag(runCtx, m.Registry, 5*time.Second, lag)
+	m.wg.Go(func() { b.WatchLag(runCtx, m.Registry, 5*time.Second, lag) })
 	for name, s := range m.services {
 		m.wg.Add(1)
 		go func() {
@@ -252,7 +252,7 @@ func (m *Main) Abort() { m.stop(true) }
 
 func (m *Main) stop(crash bool) {
 	if crash && m.Bus != nil {
-		m.Bus.NC.Close()
+		m.Bus.Abort()
 	}
 	if m.cancel != nil {
 		m.cancel()

@@ -293,7 +293,7 @@ func classifiedSubjects(t *testing.T, m *app.Main) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := m.Bus.JS.Stream(ctx, event.StreamClassified)
+	s, err := m.Bus.Stream(ctx, event.StreamClassified)
 	if err != nil {
 		t.Fatal(err)
 	}

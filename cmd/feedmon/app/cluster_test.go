@@ -176,7 +176,7 @@ subscribers:
 func allPending(mains []*app.Main) int {
 	for _, m := range mains {
 		if m.Bus != nil && m.Bus.Connected() {
-			return bustest.PendingWork(m.Bus.JS)
+			return bustest.PendingWork(m.Bus)
 		}
 	}
 	return -1

@@ -27,7 +27,7 @@ func TestPublish(t *testing.T) {
 			t.Fatalf("Notify = %v, %v", retry, err)
 		}
 	}
-	st, err := b.JS.Stream(ctx, event.StreamAlerts)
+	st, err := b.Stream(ctx, event.StreamAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestPublishUpdate(t *testing.T) {
 	if retry, err := natsalert.New(b).Notify(ctx, batch); err != nil || retry {
 		t.Fatalf("Notify = %v, %v", retry, err)
 	}
-	st, err := b.JS.Stream(ctx, event.StreamAlerts)
+	st, err := b.Stream(ctx, event.StreamAlerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,8 @@ func TestPublishFailureIsRetryable(t *testing.T) {
 	b := bustest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := b.JS.DeleteStream(ctx, event.StreamAlerts); err != nil {
+	_, js := bustest.Client(t, b)
+	if err := js.DeleteStream(ctx, event.StreamAlerts); err != nil {
 		t.Fatal(err)
 	}
 	retry, err := natsalert.New(b).Notify(ctx, alert.NewBatch("s", "nats", &event.Item{ID: "a"}))
