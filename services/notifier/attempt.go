@@ -2,12 +2,12 @@ package notifier
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/httpx"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -63,26 +63,22 @@ func (p *pipeline) countSent(kind string, items []*event.Item, updates int, now 
 	}
 }
 
+// retryJitter spreads a retry between half and all of its backoff ("equal
+// jitter"): deliveries that failed together come back apart, and none
+// waits longer than the backoff's cap.
+var retryJitter = httpx.Jitter{Low: 0.5, High: 1}
+
+// leaseJitter spreads the retries of deliveries that found another
+// replica's claim over a second after the claim's lease ends.
+var leaseJitter = httpx.Jitter{Low: 0, High: 1}
+
 // backoff is the delay before the attempt after attempt n: the far side's
 // Retry-After when it gave one, else exponential with jitter.
 func (p *pipeline) backoff(n int, err error) time.Duration {
 	if d, ok := alert.RetryDelay(err); ok {
 		return d
 	}
-	d := p.opts.backoffMin
-	for i := 1; i < n && d < p.opts.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, p.opts.backoffMax)
-	// Equal jitter: spread retries of many deliveries that failed together.
-	return d/2 + p.jitter(d/2)
-}
-
-func (p *pipeline) jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d)
+	return httpx.Backoff(p.opts.backoffMin, p.opts.backoffMax, n, retryJitter, nil)
 }
 
 // sleep waits d; false if the service is stopping or ctx ended first.

@@ -232,7 +232,7 @@ func (d *delivery) due(ctx context.Context) outcome {
 	case stateSending:
 		if now.Before(rec.Lease) {
 			// Another worker or replica is sending it right now.
-			return outcome{kind: owned, delay: rec.Lease.Sub(now) + d.p.jitter(time.Second)}
+			return outcome{kind: owned, delay: rec.Lease.Sub(now) + leaseJitter.Spread(time.Second, nil)}
 		}
 		d.log().Warn("resending a delivery interrupted mid-send (same idempotency key)", "key", d.j.batch.Key, "attempt", rec.Attempts+1)
 	case stateRetry:

@@ -314,6 +314,10 @@ func TestRetryAfterAndCacheHeaders(t *testing.T) {
 		{"retry date", http.Header{"Retry-After": {now.Add(time.Hour).Format(http.TimeFormat)}}, time.Hour, 0},
 		{"retry past date", http.Header{"Retry-After": {now.Add(-time.Hour).Format(http.TimeFormat)}}, 0, 0},
 		{"retry garbage", http.Header{"Retry-After": {"soon"}}, 0, 0},
+		{"retry seconds capped", http.Header{"Retry-After": {"99999999"}}, maxRetryAfter, 0},
+		// A date is capped like seconds: a host's slow-down record showed
+		// "Retry-After 8760h" for a date a year ahead, 168h for its seconds.
+		{"retry far future date capped", http.Header{"Retry-After": {now.Add(365 * 24 * time.Hour).Format(http.TimeFormat)}}, maxRetryAfter, 0},
 		{"max-age", http.Header{"Cache-Control": {"public, max-age=600"}}, 0, 10 * time.Minute},
 		{"expires", http.Header{"Expires": {now.Add(20 * time.Minute).Format(http.TimeFormat)}}, 0, 20 * time.Minute},
 		{"max-age wins", http.Header{"Cache-Control": {"max-age=60"}, "Expires": {now.Add(time.Hour).Format(http.TimeFormat)}}, 0, time.Minute},

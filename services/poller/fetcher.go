@@ -9,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/httpx"
 )
 
 // maxRedirects bounds the redirect chain of one fetch.
@@ -117,7 +117,7 @@ func (r *requestBuilder) execute(ctx context.Context, feedURL string) (*response
 	client.Jar = newFetchJar()
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("poller: fetch: %w", unwrapURLError(err))
+		return nil, fmt.Errorf("poller: fetch: %w", httpx.ScrubURLError(err))
 	}
 	return &responseHandler{resp: resp}, nil
 }
@@ -125,16 +125,6 @@ func (r *requestBuilder) execute(ctx context.Context, feedURL string) (*response
 func newFetchJar() http.CookieJar {
 	jar, _ := cookiejar.New(nil) // never fails without options
 	return jar
-}
-
-// unwrapURLError drops url.Error's "Get <url>:" prefix: the URL is logged
-// separately (redacted), and may carry credentials.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // responseHandler answers the questions the refresh flow asks of a response.
@@ -166,26 +156,11 @@ func (h *responseHandler) HasError() error {
 	return fmt.Errorf("poller: http status %d", c)
 }
 
-// ParseRetryDelay reads Retry-After (seconds or an HTTP date); 0 if absent.
+// ParseRetryDelay reads Retry-After (seconds or an HTTP date), capped at
+// maxRetryAfter; 0 if absent or unusable.
 func (h *responseHandler) ParseRetryDelay(now time.Time) time.Duration {
-	return parseRetryAfter(h.resp.Header.Get("Retry-After"), now)
-}
-
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, 7*24*3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0)
-	}
-	return 0
+	d, _ := httpx.ParseRetryAfter(h.resp.Header.Get("Retry-After"), now, maxRetryAfter)
+	return d
 }
 
 // CacheLifetime is how long the server says the feed stays fresh

@@ -193,6 +193,10 @@ func TestNextDelay(t *testing.T) {
 		{"backoff 1", min5, 1, hints{}, 0, mid, min5},
 		{"backoff 3", min5, 3, hints{}, 0, mid, 20 * time.Minute},
 		{"backoff capped", min5, 30, hints{}, 0, mid, time.Hour},
+		// Feeds that keep failing together stay spread at the cap instead
+		// of coming back in lockstep.
+		{"backoff capped jitter low", min5, 30, hints{}, 0, lo, 54 * time.Minute},
+		{"backoff capped jitter high", min5, 30, hints{}, 0, hi, time.Hour},
 		{"retry-after", min5, 1, hints{retryAfter: 30 * time.Minute}, 0, mid, 30 * time.Minute},
 		{"retry-after capped", min5, 1, hints{retryAfter: 48 * time.Hour}, 0, mid, time.Hour},
 	}

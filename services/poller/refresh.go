@@ -22,7 +22,7 @@ import (
 func (s *Service) pollFeed(ctx context.Context, f *feed) {
 	now := s.now()
 	f.pauseUntil = time.Time{}
-	retry := now.Add(jitter(f.interval, s.rnd))
+	retry := now.Add(pollJitter.Spread(f.interval, s.rnd))
 
 	held, taken, err := s.leases.acquire(ctx, f.url, f.lease, now, now.Add(s.poll.Timeout.D()+2*f.interval))
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/mmcdole/gofeed"
 	"github.com/mmcdole/gofeed/rss"
+
+	"github.com/feedmon/feedmon/internal/httpx"
 )
 
 // Scheduling bounds.
@@ -22,6 +24,10 @@ const (
 	// jitterFraction spreads polls of feeds with equal intervals so they do
 	// not fire in lockstep.
 	jitterFraction = 0.1
+	// maxRetryAfter caps a feed's Retry-After: a host may ask for a long
+	// pause (a week covers a blog on holiday), not for a poller that never
+	// comes back. The feed's wait is capped again by poll.max_backoff.
+	maxRetryAfter = 7 * 24 * time.Hour
 	// DefaultHostGap is the minimum time between two request starts to one
 	// host at poll.per_host 1; it shrinks as per_host grows (a user raising
 	// per_host says the host can take it).
@@ -41,6 +47,9 @@ type hints struct {
 	retryAfter    time.Duration // Retry-After on 429/503
 }
 
+// pollJitter spreads every poll of a feed, and its backoff, by ±jitterFraction.
+var pollJitter = httpx.Jitter{Low: 1 - jitterFraction, High: 1 + jitterFraction}
+
 // maxStretch is the longest delay hints and idleness may stretch interval to.
 func maxStretch(interval time.Duration) time.Duration {
 	return max(interval, min(4*interval, maxStretchCap))
@@ -50,7 +59,7 @@ func maxStretch(interval time.Duration) time.Duration {
 // failures counts consecutive errors including this fetch's (0 on success).
 func nextDelay(interval, maxBackoff time.Duration, failures int, h hints, idle time.Duration, rnd func() float64) time.Duration {
 	if failures > 0 {
-		d := backoff(interval, maxBackoff, failures, rnd)
+		d := httpx.Backoff(interval, maxBackoff, failures, pollJitter, rnd)
 		if h.retryAfter > d {
 			d = min(h.retryAfter, max(maxBackoff, interval))
 		}
@@ -63,17 +72,7 @@ func nextDelay(interval, maxBackoff time.Duration, failures int, h hints, idle t
 	}
 	d = max(d, h.cacheLifetime, h.feedTTL, h.retryAfter)
 	d = min(d, max(maxStretch(interval), h.retryAfter))
-	return jitter(d, rnd)
-}
-
-// backoff is exponential from interval, with jitter, capped at maxBackoff.
-func backoff(interval, maxBackoff time.Duration, failures int, rnd func() float64) time.Duration {
-	d := interval
-	for i := 1; i < failures && d < maxBackoff; i++ {
-		d *= 2
-	}
-	d = jitter(d, rnd)
-	return min(d, max(maxBackoff, interval))
+	return pollJitter.Spread(d, rnd)
 }
 
 // spreadDelay is d scaled by a random factor in [0.5, 1.5): on average d,
@@ -83,14 +82,6 @@ func spreadDelay(d time.Duration, rnd func() float64) time.Duration {
 		rnd = rand.Float64
 	}
 	return time.Duration(float64(d) * (0.5 + rnd()))
-}
-
-func jitter(d time.Duration, rnd func() float64) time.Duration {
-	if rnd == nil {
-		rnd = rand.Float64
-	}
-	f := 1 + jitterFraction*(2*rnd()-1)
-	return time.Duration(float64(d) * f)
 }
 
 // hostGap is the minimum gap between request starts to one host.

@@ -16,12 +16,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/httpx"
 )
 
 // MaxRetryAfter caps a server's Retry-After: a misconfigured or hostile
@@ -241,28 +241,6 @@ func RetryDelay(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// ParseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
-// date, relative to now, capped at MaxRetryAfter. ok is false when the
-// header is missing or unusable.
-func ParseRetryAfter(h string, now time.Time) (time.Duration, bool) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		d = time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = max(t.Sub(now), 0)
-	} else {
-		return 0, false
-	}
-	return min(d, MaxRetryAfter), true
-}
-
 // CheckResponse classifies an HTTP answer the way the contract says: 2xx
 // success; 429 and 5xx retryable (with the server's Retry-After when it
 // gives one); any other status permanent. It reads (a bounded prefix of)
@@ -277,7 +255,7 @@ func CheckResponse(pkg string, resp *http.Response, now time.Time) (retry bool, 
 		err = fmt.Errorf("%s: unexpected status %s: %q", pkg, resp.Status, config.Redact(s))
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
-		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+		if d, ok := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), now, MaxRetryAfter); ok {
 			return true, &RetryAfterError{Delay: d, Err: err}
 		}
 		return true, err
@@ -300,16 +278,6 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-// RedactURLError hides credentials in the URL an *url.Error carries (the
-// HTTP client puts the whole request URL in its errors).
-func RedactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		ue.URL = config.Redact(ue.URL)
-	}
-	return err
 }
 
 // Sanitize makes s safe for one line of text: control characters

@@ -10,30 +10,37 @@ import (
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
 
-func TestParseRetryAfter(t *testing.T) {
+// TestCheckResponseRetryAfter: a receiver's Retry-After, in either form,
+// is capped at MaxRetryAfter (the parsing itself is tested in httpx).
+func TestCheckResponseRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	tests := []struct {
-		in     string
-		want   time.Duration
-		wantOK bool
+		name       string
+		status     int
+		retryAfter string
+		wantRetry  bool
+		wantDelay  time.Duration
+		wantOK     bool
 	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{"5", 5 * time.Second, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"-3", 0, false},
-		{"99999999999", alert.MaxRetryAfter, true},
-		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-		{now.Add(48 * time.Hour).Format(http.TimeFormat), alert.MaxRetryAfter, true},
-		{"soon", 0, false},
-		{"1.5", 0, false},
+		{"seconds", 429, "5", true, 5 * time.Second, true},
+		{"seconds capped", 503, "99999999999", true, alert.MaxRetryAfter, true},
+		{"date", 503, now.Add(30 * time.Second).Format(http.TimeFormat), true, 30 * time.Second, true},
+		{"past date", 429, now.Add(-time.Hour).Format(http.TimeFormat), true, 0, true},
+		{"far future date capped", 429, now.Add(48 * time.Hour).Format(http.TimeFormat), true, alert.MaxRetryAfter, true},
+		{"negative: own backoff", 429, "-3", true, 0, false},
+		{"garbage: own backoff", 503, "soon", true, 0, false},
+		{"permanent status ignores it", 400, "5", false, 0, false},
 	}
 	for _, tc := range tests {
-		got, ok := alert.ParseRetryAfter(tc.in, now)
-		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.wantOK)
+		resp := &http.Response{StatusCode: tc.status, Status: http.StatusText(tc.status), Header: http.Header{"Retry-After": {tc.retryAfter}}, Body: http.NoBody}
+		retry, err := alert.CheckResponse("test", resp, now)
+		if err == nil || retry != tc.wantRetry {
+			t.Errorf("%s: CheckResponse = %v, %v; want retry %v and an error", tc.name, retry, err, tc.wantRetry)
+			continue
+		}
+		if d, ok := alert.RetryDelay(err); d != tc.wantDelay || ok != tc.wantOK {
+			t.Errorf("%s: RetryDelay = %v, %v; want %v, %v", tc.name, d, ok, tc.wantDelay, tc.wantOK)
 		}
 	}
 }

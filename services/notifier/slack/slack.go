@@ -19,6 +19,7 @@ import (
 
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/httpx"
 	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -87,13 +88,13 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("slack: request: %w", alert.RedactURLError(err))
+		return false, fmt.Errorf("slack: request: %w", httpx.ScrubURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", version.UserAgent())
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("slack: post %s: %w", config.Redact(n.url), alert.RedactURLError(err))
+		return true, fmt.Errorf("slack: post %s: %w", config.Redact(n.url), httpx.ScrubURLError(err))
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

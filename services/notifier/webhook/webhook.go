@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/httpx"
 	"github.com/feedmon/feedmon/internal/version"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -108,7 +109,7 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("webhook: request: %w", alert.RedactURLError(err))
+		return false, fmt.Errorf("webhook: request: %w", httpx.ScrubURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", version.UserAgent())
@@ -126,7 +127,7 @@ func (n *Notifier) Notify(ctx context.Context, b *alert.Batch) (retry bool, err 
 	resp, err := n.client.Do(req)
 	if err != nil {
 		// Transport failures (refused, reset, timed out) may pass.
-		return true, fmt.Errorf("webhook: post %s: %w", config.Redact(n.url), alert.RedactURLError(err))
+		return true, fmt.Errorf("webhook: post %s: %w", config.Redact(n.url), httpx.ScrubURLError(err))
 	}
 	defer func() {
 		// Drain a little so the connection can be reused.

@@ -2,7 +2,6 @@ package websub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/httpx"
 )
 
 // maxHubRedirects bounds the redirects of one hub request.
@@ -64,7 +64,7 @@ func (c *hubClient) request(ctx context.Context, hub string, form url.Values) (s
 		req.Header.Set("User-Agent", c.userAgent)
 		resp, err := c.client.Do(req)
 		if err != nil {
-			return hub, fmt.Errorf("websub: hub request: %s", config.Redact(unwrapURLError(err).Error()))
+			return hub, fmt.Errorf("websub: hub request: %s", config.Redact(httpx.ScrubURLError(err).Error()))
 		}
 		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
@@ -103,7 +103,7 @@ func (c *hubClient) probe(ctx context.Context, hub string) error {
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("websub: hub not answering: %s", config.Redact(unwrapURLError(err).Error()))
+		return fmt.Errorf("websub: hub not answering: %s", config.Redact(httpx.ScrubURLError(err).Error()))
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	resp.Body.Close()
@@ -129,16 +129,6 @@ func unsubscribeForm(callback, topic string) url.Values {
 		"hub.mode":     {"unsubscribe"},
 		"hub.topic":    {topic},
 	}
-}
-
-// unwrapURLError drops url.Error's "Post <url>:" prefix; URLs are logged
-// separately, redacted.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 func oneLine(s string) string {
