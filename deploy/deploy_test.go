@@ -5,6 +5,11 @@
 // service names, ports and paths. promql_test.go checks the dashboard's and
 // the alerts' queries against the metrics the app exports; deploy/check.sh
 // runs promtool over the Prometheus files.
+//
+// These checks are a module of their own (go.mod here, feedmon replaced by
+// the checkout above), so that what they test with — compose-go, kustomize,
+// Prometheus's PromQL parser — is not a dependency of feedmon. .ci/run runs
+// them: cd deploy && go test ./...
 package deploy_test
 
 import (
@@ -803,8 +808,8 @@ func TestPrometheusVersionsAgree(t *testing.T) {
 	if img := service(t, p, "prometheus").Image; img != "prom/prometheus:"+release {
 		t.Errorf("compose runs %s; .ci/install-promtool builds promtool %s (Prometheus %s)", img, module, release)
 	}
-	// The parser these tests use is the one go.mod requires.
-	gomod, err := os.ReadFile("../go.mod")
+	// The parser these tests use is the one this module's go.mod requires.
+	gomod, err := os.ReadFile("go.mod")
 	if err != nil {
 		t.Fatal(err)
 	}
