@@ -76,7 +76,7 @@ func (s *Service) deliverAll(ctx context.Context, l ledger, it *event.Item, subs
 		reasons []string
 	)
 	run := func(j *job) {
-		wg.Go(func() {
+		s.tasks.Go(&wg, func() {
 			o := s.pipe.deliver(ctx, l, j, last)
 			o = s.pipe.parkFar(ctx, l, j, o)
 			mu.Lock()
@@ -145,21 +145,32 @@ func (s *Service) ack(msg jetstream.Msg) {
 }
 
 // keepAlive tells NATS the message is still being worked on, so that a
-// slow receiver or a wait between attempts does not cause a redelivery.
+// slow receiver or a wait between attempts does not cause a redelivery. It
+// is a timer rather than a goroutine: most messages are done long before
+// it first fires.
 func (s *Service) keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(s.opts.ackWait/3, 10*time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+	every := max(s.opts.ackWait/3, 10*time.Millisecond)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
+		_ = msg.InProgress()
+		t.Reset(every)
 	})
-	return func() { close(done); wg.Wait() }
+	// Holding mu, stop waits for a progress report under way.
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -79,6 +80,52 @@ type record struct {
 	Next     time.Time `json:"next,omitzero"`
 	Error    string    `json:"error,omitempty"`
 	Updated  time.Time `json:"updated,omitzero"`
+}
+
+// appendJSON appends the entry as json.Marshal encodes it (the stored
+// format), without reflection: two of these are written per delivery.
+func (r *record) appendJSON(b []byte) []byte {
+	b = append(b, `{"state":`...)
+	b = appendJSONString(b, r.State)
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, r.Key)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(r.Attempts), 10)
+	b = appendJSONTime(b, `,"first":`, r.First)
+	b = appendJSONTime(b, `,"lease":`, r.Lease)
+	b = appendJSONTime(b, `,"next":`, r.Next)
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, r.Error)
+	}
+	b = appendJSONTime(b, `,"updated":`, r.Updated)
+	return append(b, '}')
+}
+
+// appendJSONTime appends name and t as time.Time's MarshalJSON does,
+// nothing for the zero time (omitzero).
+func appendJSONTime(b []byte, name string, t time.Time) []byte {
+	if t.IsZero() {
+		return b
+	}
+	b = append(b, name...)
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONString appends s quoted: as it is when no byte needs escaping
+// (states, keys and most errors), else as json.Marshal escapes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // settled reports whether the delivery is over: done or dead.
@@ -183,13 +230,13 @@ func (l ledger) load(ctx context.Context, key string) (record, uint64, error) {
 // store writes a log entry if it is still at revision rev (0: if there is
 // none) and returns the new revision; errConflict if it is not.
 func (l ledger) store(ctx context.Context, key string, rec record, rev uint64) (uint64, error) {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return 0, fmt.Errorf("notifier: encode log entry: %w", err)
-	}
+	data := rec.appendJSON(make([]byte, 0, 256))
 	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
 	defer cancel()
-	var n uint64
+	var (
+		n   uint64
+		err error
+	)
 	if rev == 0 {
 		n, err = l.kv.Create(ctx, key, data)
 	} else {
@@ -295,10 +342,7 @@ func (l ledger) settleItems(ctx context.Context, sub, kind string, items []*even
 	key := alert.Key(sub, kind, items...)
 	for _, it := range items {
 		rec := record{State: state, Key: key, Attempts: 1, Updated: now, Error: truncate(reason, 1024)}
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("notifier: encode log entry: %w", err)
-		}
+		data := rec.appendJSON(nil)
 		pctx, cancel := context.WithTimeout(ctx, kvTimeout)
 		if _, err := l.kv.Put(pctx, deliveredKey(sub, kind, it.ID), data); err != nil {
 			errs = append(errs, fmt.Errorf("notifier: record batched item %s: %w", it.ID, err))

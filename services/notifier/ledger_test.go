@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/feedmon/feedmon/internal/bus/bustest"
@@ -480,5 +481,38 @@ func TestLedgerReadsStoredRecords(t *testing.T) {
 	p, _, err := l.parkedAt(ctx, parkKey(deliveredKey("desk", KindWebhook, "p1")))
 	if err != nil || p.Subscriber != "desk" || p.Receiver != KindWebhook || p.Item.ID != "p1" || p.First != "p0" {
 		t.Errorf("parked %+v, %v", p, err)
+	}
+}
+
+// TestRecordJSON pins the hand-written encoding of log entries to what
+// json.Marshal writes (the stored format), byte for byte, including
+// strings that need escaping and times in other zones.
+func TestRecordJSON(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 4, 18, 30, 1, 123456789, time.UTC)
+	tests := []struct {
+		name string
+		rec  record
+	}{
+		{"empty", record{}},
+		{"sending", record{State: stateSending, Key: "5f1c2a9e0b7d4c3a", Attempts: 1, First: at, Lease: at.Add(35 * time.Second), Updated: at}},
+		{"done", record{State: stateDone, Key: "k", Attempts: 3, First: at, Updated: at.Add(time.Minute)}},
+		{"retry", record{State: stateRetry, Key: "k", Attempts: 2, First: at, Next: at.Add(5 * time.Second), Error: "webhook: 503 Service Unavailable", Updated: at}},
+		{"escaped error", record{State: stateDead, Key: "k", Attempts: 1, Error: "post \"http://x/?a=1&b=<2>\"\n\ttab\\ \x01 \x7f é \u2028 \xff", Updated: at}},
+		{"ampersand alone", record{State: stateDead, Error: "a&b"}},
+		{"whole seconds, another zone", record{State: stateDone, Key: "k", Updated: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("", 5*3600+1800))}},
+		{"negative attempts", record{State: stateRetry, Attempts: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			want, err := json.Marshal(tt.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.rec.appendJSON(nil); string(got) != string(want) {
+				t.Errorf("appendJSON\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
