@@ -76,7 +76,7 @@ func (s *Service) deliverAll(ctx context.Context, l ledger, it *event.Item, subs
 		reasons []string
 	)
 	run := func(j *job) {
-		s.tasks.Go(&wg, func() {
+		s.tasks.Load().Go(&wg, func() {
 			o := s.pipe.deliver(ctx, l, j, last)
 			o = s.pipe.parkFar(ctx, l, j, o)
 			mu.Lock()

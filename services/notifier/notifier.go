@@ -193,9 +193,9 @@ type Service struct {
 	stories    storyCache   // story entries known (story.go)
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
 	consuming  atomic.Bool
-	// tasks runs the parallel parts of the consumer's deliveries; set
-	// while Run consumes.
-	tasks *tasks
+	// tasks runs the parallel parts of deliveries while Run consumes
+	// (nil otherwise: each on a goroutine of its own).
+	tasks atomic.Pointer[tasks]
 }
 
 // New builds the notifier for cfg's subscribers; unset notify values take
@@ -331,8 +331,12 @@ func (s *Service) Run(ctx context.Context) error {
 	background.Go(func() { flush.run(ctx) })
 	background.Go(func() { park.run(ctx) })
 	defer background.Wait()
-	s.tasks = newTasks()
-	defer s.tasks.stop()
+	t := newTasks()
+	s.tasks.Store(t)
+	defer func() {
+		s.tasks.Store(nil)
+		t.stop()
+	}()
 	s.b.Consume(ctx, bus.ConsumeOptions{
 		Stream:   event.StreamClassified,
 		Consumer: s.consumerConfig(),

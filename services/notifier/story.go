@@ -45,7 +45,7 @@ func (s *Service) storyRoles(ctx context.Context, l ledger, subs []*subscriber, 
 		if !sub.groupsStories(it) {
 			continue
 		}
-		s.tasks.Go(&wg, func() {
+		s.tasks.Load().Go(&wg, func() {
 			first, err := s.storyRole(ctx, l, sub, it)
 			mu.Lock()
 			defer mu.Unlock()

@@ -48,8 +48,8 @@ func (t *tasks) work(task func()) {
 	}
 }
 
-// stop ends the idle goroutines once the tasks in flight are done. Nothing
-// may be handed to t after it.
+// stop ends the idle goroutines once the tasks in flight are done. A task
+// handed to t after it runs on a goroutine of its own.
 func (t *tasks) stop() {
 	close(t.quit)
 	t.wg.Wait()
