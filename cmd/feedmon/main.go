@@ -50,6 +50,8 @@ Usage:
   feedmon classify   [-config FILE] [-explain]               classify JSON lines from stdin, offline
   feedmon check      [-config FILE]                          validate the config and exit
   feedmon feeds      [-config FILE]                          every feed's state, read from NATS
+  feedmon backtest   [-config FILE] [-topics FILE] [-since DUR] [-topic NAME] [-json] [-explain]
+                                                             classify stored items with other rules and compare; read-only
   feedmon dlq list|replay [-config FILE]                     dead-lettered deliveries
   feedmon topics                                             print the built-in topic rules (YAML)
   feedmon version                                            print the version
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdCheck(rest, stdout, stderr)
 	case "feeds":
 		err = cmdFeeds(rest, stdout, stderr)
+	case "backtest":
+		err = cmdBacktest(ctx, rest, stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(rest, stdout, stderr)
 	case "bench":

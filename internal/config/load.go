@@ -48,16 +48,9 @@ func LoadFor(path string, env LookupEnv, services ...string) (*Config, error) {
 		}
 		return cfg, nil
 	}
-	st, err := os.Stat(path)
+	data, err := readFile(path, "-config")
 	if err != nil {
-		return nil, &Error{Key: "-config", Msg: err.Error()}
-	}
-	if st.Size() > maxFileSize {
-		return nil, errorf("-config", "%s is larger than %d bytes", path, maxFileSize)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &Error{Key: "-config", Msg: err.Error()}
+		return nil, err
 	}
 	cfg, err := ParseFor(data, env, services...)
 	if err != nil {
@@ -65,6 +58,23 @@ func LoadFor(path string, env LookupEnv, services ...string) (*Config, error) {
 	}
 	cfg.Path = path
 	return cfg, nil
+}
+
+// readFile reads a file named by flag, refusing one too large to be a
+// config.
+func readFile(path, flag string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, &Error{Key: flag, Msg: err.Error()}
+	}
+	if st.Size() > maxFileSize {
+		return nil, errorf(flag, "%s is larger than %d bytes", path, maxFileSize)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Key: flag, Msg: err.Error()}
+	}
+	return data, nil
 }
 
 // Parse decodes a config document over the defaults, expands ${NAME},

@@ -208,7 +208,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	start := time.Now()
-	res := s.cls.Load().Classify(it.Title, it.Summary, it.Lang)
+	res := s.cls.Load().ClassifyItem(it, false)
 	s.duration.Observe(time.Since(start).Seconds())
 
 	if len(res.Topics) == 0 {
