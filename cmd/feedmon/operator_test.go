@@ -187,7 +187,7 @@ func refusedAddr(t *testing.T) string {
 // address, instead of waiting out nats.connect_timeout.
 func TestInspectionFailsAtOnceWhenNothingListens(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"feeds"}, {"dlq", "list"}, {"dlq", "replay"}} {
+	for _, args := range [][]string{{"feeds"}, {"dlq", "list"}, {"dlq", "replay"}, {"backtest"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			t.Parallel()
 			addr := refusedAddr(t)
