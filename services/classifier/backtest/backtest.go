@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"time"
 
@@ -128,6 +129,19 @@ func Run(ctx context.Context, b *bus.Bus, c *classifier.Classifier, w io.Writer,
 		return nil, err
 	}
 	defer out.close()
+	pipe := startPipeline(c, opts.Explain, runtime.GOMAXPROCS(0), func(j *job) error {
+		if j.it == nil {
+			rep.Skipped++
+			return nil
+		}
+		rep.Items++
+		was := before.byID[j.it.ID]
+		if !rep.count(was, j.res.Topics, opts.Topic) {
+			return nil
+		}
+		rep.Changed++
+		return out.change(&Change{Item: j.it, Before: classifier.TopicOrder(was), After: j.res.Topics, Result: j.res})
+	})
 	first := true
 	err = scan(ctx, items, rep.From, false, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
 		if first {
@@ -136,20 +150,11 @@ func Run(ctx context.Context, b *bus.Bus, c *classifier.Classifier, w io.Writer,
 				rep.ClassifiedSince = cinfo.State.FirstTime
 			}
 		}
-		it, err := event.Unmarshal(msg.Data())
-		if err != nil {
-			rep.Skipped++
-			return nil
-		}
-		rep.Items++
-		res := c.ClassifyItem(it, opts.Explain)
-		was := before.byID[it.ID]
-		if !rep.count(was, res.Topics, opts.Topic) {
-			return nil
-		}
-		rep.Changed++
-		return out.change(&Change{Item: it, Before: classifier.TopicOrder(was), After: res.Topics, Result: res})
+		return pipe.add(msg.Data())
 	})
+	if perr := pipe.close(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -474,3 +474,22 @@ func TestStoppedReadLeavesNoConsumer(t *testing.T) {
 		t.Fatalf("NATS after a cancelled read:\n%+v\nbefore:\n%+v", after, before)
 	}
 }
+
+// A classified record published without the classifier's message id
+// still counts: its item id comes from its body.
+func TestRecordWithoutMsgID(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	it := fixture(t)["i2"]
+	d.publish(t, it)
+	it.Topics = []string{"mining"}
+	data, err := it.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.js.Publish(context.Background(), event.ClassifiedSubject("mining"), data); err != nil {
+		t.Fatal(err)
+	}
+	_, out := backtest(t, d, "testdata/changed.yaml", Options{JSON: true})
+	checkChanges(t, parseJSON(t, out), pick(wantChanges, "i2"), fixture(t))
+}

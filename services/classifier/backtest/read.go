@@ -64,6 +64,9 @@ func scan(ctx context.Context, st jetstream.Stream, from time.Time, headersOnly 
 		defer cancel()
 		_ = st.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
+	if cons.CachedInfo().NumPending == 0 {
+		return nil // the window's messages went (max_age) since Info
+	}
 	msgs, err := cons.Messages(jetstream.PullMaxMessages(pullBatch))
 	if err != nil {
 		return fmt.Errorf("backtest: read %s: %w", name, err)
