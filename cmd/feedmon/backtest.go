@@ -44,7 +44,7 @@ func cmdBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		source = *topicsPath
 	}
-	c, err := classifier.New(set)
+	c, err := classifier.Compile(set)
 	if err != nil {
 		return &config.Error{Key: "topics", Msg: err.Error()}
 	}

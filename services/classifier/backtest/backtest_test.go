@@ -69,7 +69,7 @@ func (d *deployment) classify(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	svc, err := classifier.NewService(cfg, d.owner, telemetry.NewMetrics(reg, nil, nil), reg, bustest.Logger(t), classifier.WithoutStories())
+	svc, err := classifier.New(cfg.ClassifierConfig(), d.owner, telemetry.NewMetrics(reg, nil, nil), reg, bustest.Logger(t), classifier.WithoutStories())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func backtest(t *testing.T, d *deployment, rules string, opts Options) (*Report,
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := classifier.New(set)
+	c, err := classifier.Compile(set)
 	if err != nil {
 		t.Fatal(err)
 	}

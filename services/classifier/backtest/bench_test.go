@@ -40,7 +40,7 @@ func BenchmarkBacktest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	deployed, err := classifier.New(topics.Builtin())
+	deployed, err := classifier.Compile(topics.Builtin())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func BenchmarkBacktest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := classifier.New(set)
+	c, err := classifier.Compile(set)
 	if err != nil {
 		b.Fatal(err)
 	}
