@@ -42,8 +42,6 @@ const (
 	// publishTimeout bounds publishing one fetch's new items and recording
 	// them (NATS down: the fetch fails and is retried with backoff).
 	publishTimeout = 30 * time.Second
-	// maxStartSpread spreads the first polls after start-up.
-	maxStartSpread = 5 * time.Second
 )
 
 // Option changes a Service's defaults.

@@ -29,8 +29,9 @@ func run(t testing.TB, svc *Service) (stop func()) {
 	return testkit.Run(t, "poller", svc.Run)
 }
 
-// noJitter starts every feed at once (no start-up spread) for tests that
-// would otherwise wait for it.
+// noJitter takes the jitter out of later polls (the poll after a feed's
+// first comes after half its interval) for tests that would otherwise wait
+// for it.
 var noJitter = WithRand(func() float64 { return 0 })
 
 func fastConfig(interval time.Duration, feeds ...string) *config.PollerConfig {

@@ -139,9 +139,12 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				}
 				continue
 			}
-			f := &feed{url: fc.URL, title: fc.Title, host: hostOf(fc.URL), interval: interval, shown: stateNew, idx: -1}
-			spread := min(interval/10, maxStartSpread)
-			f.due = now.Add(time.Duration(s.rnd() * float64(spread)))
+			// A new feed is due at once. Politeness is per host: the
+			// feeds of one host wait in its line and start a gap apart
+			// (at most poll.per_host at once), while feeds on other hosts
+			// need not wait for them. A spread of every first poll would
+			// delay the first fetch without sparing any host.
+			f := &feed{url: fc.URL, title: fc.Title, host: hostOf(fc.URL), interval: interval, shown: stateNew, idx: -1, due: now}
 			feeds[fc.URL] = f
 			heap.Push(&due, f)
 			s.met.feeds.WithLabelValues(stateNew).Inc()

@@ -97,6 +97,16 @@ func (m *Main) Start(ctx context.Context) error {
 	m.Registry = telemetry.NewRegistry(version.Version)
 	m.Metrics = telemetry.NewMetrics(m.Registry, notifier.ReceiverNames(cfg.Subscribers), classifier.TopicOrder(topicNames(cfg)))
 	m.Telemetry = telemetry.NewServer(m.Registry, m.Log)
+	// /readyz answers as soon as the endpoint listens, before the
+	// embedded NATS and the services whose checks it runs exist: until
+	// Start has added them all, it must not say ready.
+	var started atomic.Bool
+	m.Telemetry.AddReadiness("start", func() error {
+		if !started.Load() {
+			return errors.New("starting")
+		}
+		return nil
+	})
 	if err := m.Telemetry.Start(cfg.Metrics.Listen); err != nil {
 		return err
 	}
@@ -205,6 +215,7 @@ func (m *Main) Start(ctx context.Context) error {
 			}
 		}()
 	}
+	started.Store(true)
 	m.Log.Info("feedmon started", "version", version.Version, "services", m.Services,
 		"feeds", len(cfg.Feeds), "subscribers", len(cfg.Subscribers), "metrics", m.Telemetry.Addr())
 	return nil
