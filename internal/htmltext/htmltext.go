@@ -123,19 +123,44 @@ func collapse(s string) string {
 	if clean && !prevSpace {
 		return s
 	}
+	// ASCII, most of any feed's text, is copied byte by byte without
+	// decoding; other runes are decoded only to find spaces and invalid
+	// bytes (ranging over the string and writing rune by rune cost more
+	// than the HTML tokenizer itself).
 	var b strings.Builder
 	b.Grow(len(s))
 	pending := false
-	for _, r := range s { // ranging yields U+FFFD for invalid bytes
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			i++
+			if c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' {
+				pending = b.Len() > 0
+				continue
+			}
+			if pending {
+				b.WriteByte(' ')
+				pending = false
+			}
+			b.WriteByte(c)
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
 		if unicode.IsSpace(r) {
 			pending = b.Len() > 0
+			i += n
 			continue
 		}
 		if pending {
 			b.WriteByte(' ')
 			pending = false
 		}
-		b.WriteRune(r)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
 	}
 	return b.String()
 }

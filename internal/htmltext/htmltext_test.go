@@ -93,3 +93,42 @@ func FuzzToText(f *testing.F) {
 		}
 	})
 }
+
+// TestCollapse: whitespace runs, invalid bytes and non-ASCII spaces the
+// same whichever path (clean text returned as is, or rebuilt) is taken.
+func TestCollapse(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"   ", ""},
+		{"a", "a"},
+		{" a", "a"},
+		{"a ", "a"},
+		{"a  b", "a b"},
+		{"a\tb", "a b"},
+		{"a\u0085b\u2003c\u3000d", "a b c d"},
+		{"\u00a0a\u00a0", "a"},
+		{"a\xff\xfeb", "a\uFFFD\uFFFDb"},
+		{"a \xff b", "a \uFFFD b"},
+		{"é  ü\n\n稀土", "é ü 稀土"},
+		{"valid \uFFFD kept", "valid \uFFFD kept"},
+	}
+	for _, tt := range tests {
+		if got := collapse(tt.in); got != tt.want {
+			t.Errorf("collapse(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkToText is one feed summary of about 600 characters of HTML,
+// as the poller converts for every item it publishes.
+func BenchmarkToText(b *testing.B) {
+	const summary = `<p>Trade ministers meeting in <b>Brussels</b> on Monday agreed on a framework for export licences covering lithium, cobalt and rare earth elements, according to a statement seen by reporters.</p>
+<p>The <a href="https://news.example/background">background</a> to the talks: supply chains for batteries and defence electronics depend on a handful of refiners, and officials want <em>early warning</em> when shipments slow down &amp; prices jump.</p>
+<p>Industry groups welcomed the move but asked for clear timelines and a single application portal.</p>`
+	b.ReportAllocs()
+	b.SetBytes(int64(len(summary)))
+	for b.Loop() {
+		ToText(summary)
+	}
+}
