@@ -493,3 +493,40 @@ func TestRecordWithoutMsgID(t *testing.T) {
 	_, out := backtest(t, d, "testdata/changed.yaml", Options{JSON: true})
 	checkChanges(t, parseJSON(t, out), pick(wantChanges, "i2"), fixture(t))
 }
+
+// When FEEDMON_CLASSIFIED has dropped records the window reaches back
+// to, the report says since when it has them.
+func TestClassifiedKeepsLessHistory(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	items := fixture(t)
+	for _, id := range []string{"i1", "i2"} {
+		it := items[id]
+		d.publish(t, it)
+		it.Topics = []string{"mining"}
+		data, err := it.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.owner.Publish(context.Background(), event.ClassifiedSubject("mining"), event.ClassifiedMsgID(id, "mining"), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, _ := backtest(t, d, "testdata/deployed.yaml", Options{JSON: true})
+	if !rep.ClassifiedSince.IsZero() || rep.Changed != 0 {
+		t.Fatalf("with every record kept: %+v", rep)
+	}
+	// Retention took i1's record.
+	st, err := d.js.Stream(context.Background(), event.StreamClassified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	rep, out := backtest(t, d, "testdata/deployed.yaml", Options{JSON: true})
+	if rep.ClassifiedSince.IsZero() {
+		t.Error("no note of the classified stream's shorter history")
+	}
+	checkChanges(t, parseJSON(t, out), map[string]change{"i1": {[]string{}, []string{"mining"}}}, items)
+}
