@@ -78,6 +78,10 @@ const (
 	ClassifiedAll = ClassifiedPrefix + ">"
 	AlertsAll     = AlertsPrefix + ">"
 	DeadAll       = DeadPrefix + ">"
+
+	// ReplaySubject is where `feedmon replay` asks a running notifier
+	// (core NATS, no stream) to send a window of history to a subscriber.
+	ReplaySubject = "feedmon.notifier.replay"
 )
 
 // Stream, consumer and bucket names. They are part of the deployed state, so

@@ -300,36 +300,50 @@ func eachDead(ctx context.Context, b *bus.Bus, fn func(seq uint64, dl *DeadLette
 	if err != nil {
 		return fmt.Errorf("notifier: dead letters: %w", err)
 	}
+	err = readUpTo(c, last, func(msg jetstream.Msg, md *jetstream.MsgMetadata) error {
+		var dl DeadLetter
+		var derr error
+		if err := json.Unmarshal(msg.Data(), &dl); err != nil {
+			derr = fmt.Errorf("notifier: decode dead letter: %w", err)
+		}
+		return fn(md.Sequence.Stream, &dl, derr)
+	})
+	if err != nil {
+		return fmt.Errorf("notifier: dead letters: %w", err)
+	}
+	return nil
+}
+
+// readUpTo hands fn the messages c delivers, in order, up to stream
+// sequence last (the last one when the reading started: what comes after
+// is not waited for), or until fn returns errStopReading.
+func readUpTo(c jetstream.Consumer, last uint64, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
 	for {
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		batch, err := c.Fetch(256, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return fmt.Errorf("notifier: dead letters: %w", err)
+			return err
 		}
 		got := 0
 		for msg := range batch.Messages() {
 			got++
 			md, err := msg.Metadata()
 			if err != nil {
-				return fmt.Errorf("notifier: dead letters: %w", err)
-			}
-			seq := md.Sequence.Stream
-			if seq > last {
-				return nil
-			}
-			var dl DeadLetter
-			var derr error
-			if err := json.Unmarshal(msg.Data(), &dl); err != nil {
-				derr = fmt.Errorf("notifier: decode dead letter: %w", err)
-			}
-			if err := fn(seq, &dl, derr); err != nil {
 				return err
 			}
-			if seq == last {
+			if md.Sequence.Stream > last {
+				return nil
+			}
+			if err := fn(msg, md); errors.Is(err, errStopReading) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if md.Sequence.Stream == last {
 				return nil
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("notifier: dead letters: %w", err)
+			return err
 		}
 		if got == 0 {
 			// The rest was removed while we read.
@@ -337,3 +351,6 @@ func eachDead(ctx context.Context, b *bus.Bus, fn func(seq uint64, dl *DeadLette
 		}
 	}
 }
+
+// errStopReading ends readUpTo early without an error.
+var errStopReading = errors.New("notifier: stop reading")

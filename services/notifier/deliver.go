@@ -64,7 +64,19 @@ type outcome struct {
 	// waiting: pending only because the next attempt is not due yet (so
 	// the delivery may be parked rather than handed back).
 	waiting bool
+	// how: settled, what happened (a replay reports it).
+	how settledHow
 }
+
+// settledHow tells what settled a delivery.
+type settledHow int
+
+const (
+	settledBefore     settledHow = iota // done or dead already (by anyone): nothing sent now
+	settledSent                         // sent now
+	settledHeld                         // held for a schedule, or parked for a later retry
+	settledSuppressed                   // an update its receiver does not send, recorded as done
+)
 
 type outcomeKind int
 
@@ -212,7 +224,7 @@ func (d *delivery) hold(ctx context.Context) outcome {
 		case err != nil:
 			return d.unavailable(err)
 		}
-		return outcome{kind: settled}
+		return outcome{kind: settled, how: settledSuppressed}
 	}
 	if d.j.held(d.now) {
 		return d.p.enqueue(ctx, d.l, d.j)
@@ -319,7 +331,7 @@ func (d *delivery) record(ctx context.Context) outcome {
 		if p.log.Enabled(ctx, slog.LevelDebug) {
 			d.log().Debug("delivered", "attempt", d.rec.Attempts)
 		}
-		return outcome{kind: settled}
+		return outcome{kind: settled, how: settledSent}
 	}
 	if !d.retry {
 		return p.bury(ctx, d.l, j, d.rec, d.rev, d.sendErr.Error())

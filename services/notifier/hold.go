@@ -99,7 +99,7 @@ func (p *pipeline) enqueue(ctx context.Context, l ledger, j *job) outcome {
 		p.log.Warn("could not hold item for its schedule; will retry", "subscriber", j.sub.name, "receiver", j.rt.kind, "err", err)
 		return outcome{kind: pending, delay: p.opts.backoffMin}
 	}
-	return outcome{kind: settled}
+	return outcome{kind: settled, how: settledHeld}
 }
 
 // suppressed reports whether the job is an update that its receiver does

@@ -391,6 +391,25 @@ func (l ledger) firstReport(ctx context.Context, sub, storyID string, cand story
 	return storyRecord{}, time.Time{}, errors.New("notifier: story entry keeps vanishing")
 }
 
+// storyFirst reads, without making one, the story's entry for sub: the
+// first report's id, "" when there is none (or it is unreadable).
+func (l ledger) storyFirst(ctx context.Context, sub, storyID string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	e, err := l.kv.Get(ctx, storyKey(sub, storyID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("notifier: story entry get: %w", err)
+	}
+	var rec storyRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return "", nil
+	}
+	return rec.FirstItemID, nil
+}
+
 // ---- Held items and batches ----
 
 // hold keeps the item for its schedule under logKey's queue key; holding

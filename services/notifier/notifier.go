@@ -26,6 +26,9 @@
 //   - attempt.go: one attempt at a receiver (Receiver.Notify, e.g. the
 //     webhook's POST), pacing, backoff.
 //   - dead.go: dead letters, `feedmon dlq list` and `replay`.
+//   - replay.go: `feedmon replay`: a window of the classified stream sent
+//     to one subscriber through the same steps, by a running notifier
+//     (which serves replay calls) or by the command itself.
 //
 // Beside the consumer, two loops work from the ledger: the flusher sends
 // held items as batches (flush.go), and the parker attempts deliveries
@@ -330,6 +333,7 @@ func (s *Service) Run(ctx context.Context) error {
 	park := &parker{p: s.pipe, l: l, every: s.opts.flushEvery, workers: s.notify.Workers, job: s.parkedJob}
 	background.Go(func() { flush.run(ctx) })
 	background.Go(func() { park.run(ctx) })
+	background.Go(func() { s.serveReplays(ctx, l) })
 	defer background.Wait()
 	t := newTasks()
 	s.tasks.Store(t)

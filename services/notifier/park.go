@@ -37,7 +37,7 @@ func (p *pipeline) parkFar(ctx context.Context, l ledger, j *job, o outcome) out
 		return o
 	}
 	p.log.Debug("parked delivery", "subscriber", j.sub.name, "receiver", j.rt.kind, "item_id", j.item.ID, "next", next)
-	return outcome{kind: settled}
+	return outcome{kind: settled, how: settledHeld}
 }
 
 // parker attempts parked deliveries when they are due. It keeps an index
