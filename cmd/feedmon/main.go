@@ -53,6 +53,8 @@ Usage:
   feedmon backtest   [-config FILE] [-topics FILE] [-since DUR] [-topic NAME] [-json] [-explain]
                                                              classify stored items with other rules and compare; read-only
   feedmon dlq list|replay [-config FILE]                     dead-lettered deliveries
+  feedmon replay -subscriber NAME [-since DUR] [-until RFC3339] [-config FILE] [-dry-run]
+                                                             send a window of classified items to a subscriber, once
   feedmon topics                                             print the built-in topic rules (YAML)
   feedmon version                                            print the version
   feedmon bench [-feeds N] [-items M] [-rate R]              end-to-end benchmark on local servers
@@ -99,6 +101,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = cmdBacktest(ctx, rest, stdout, stderr)
 	case "dlq":
 		err = cmdDLQ(rest, stdout, stderr)
+	case "replay":
+		err = cmdReplay(ctx, rest, stdout, stderr)
 	case "bench":
 		err = cmdBench(rest, stdout, stderr)
 	case "healthcheck":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,8 +114,9 @@ type CallHandler func(ctx context.Context, data []byte, reply func([]byte) error
 
 // Serve answers calls on subject as one of queue group queue (each call
 // goes to one server of the group) until ctx ends, each in its own
-// goroutine. It returns once the handlers have returned.
-func (b *Bus) Serve(ctx context.Context, subject, queue string, h CallHandler) error {
+// goroutine. ready, if not nil, is set while calls are taken. It returns
+// once the handlers have returned.
+func (b *Bus) Serve(ctx context.Context, subject, queue string, ready *atomic.Bool, h CallHandler) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sub, err := b.NC.QueueSubscribe(subject, queue, func(req *nats.Msg) {
@@ -125,6 +127,16 @@ func (b *Bus) Serve(ctx context.Context, subject, queue string, h CallHandler) e
 	})
 	if err != nil {
 		return fmt.Errorf("bus: serve %s: %w", subject, err)
+	}
+	// The server knows of the subscription once the flush returns: from
+	// then on a caller finds it.
+	if err := b.NC.FlushTimeout(setupTimeout); err != nil {
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("bus: serve %s: %w", subject, err)
+	}
+	if ready != nil {
+		ready.Store(true)
+		defer ready.Store(false)
 	}
 	<-ctx.Done()
 	_ = sub.Unsubscribe()
@@ -155,6 +167,8 @@ func (b *Bus) serveOne(ctx context.Context, req *nats.Msg, h CallHandler) {
 		return send(&nats.Msg{Subject: req.Reply, Reply: control, Data: data})
 	}
 	beat := &nats.Msg{Subject: req.Reply, Reply: control, Header: nats.Header{headerHeartbeat: []string{"1"}}}
+	// A first heartbeat at once: the caller knows the call was taken.
+	_ = send(beat)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	done := make(chan struct{})

@@ -335,6 +335,12 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("config: %s: %s", e.Key, e.Msg)
 }
 
+// Unset reports whether the error is an environment variable (${NAME}) that
+// is not set: the rest of the config may still serve a process that does
+// not use the value (a command that leaves the sending to the notifier,
+// which has the secret).
+func (e *Error) Unset() bool { return e.unset }
+
 func errorf(key, format string, args ...any) *Error {
 	return &Error{Key: key, Msg: fmt.Sprintf(format, args...)}
 }

@@ -196,6 +196,7 @@ type Service struct {
 	stories    storyCache   // story entries known (story.go)
 	flushTicks atomic.Int64 // rounds of the flusher, for tests
 	consuming  atomic.Bool
+	serving    atomic.Bool // takes replay calls
 	// tasks runs the parallel parts of deliveries while Run consumes
 	// (nil otherwise: each on a goroutine of its own).
 	tasks atomic.Pointer[tasks]
@@ -297,6 +298,9 @@ func (s *Service) Ready() error {
 	}
 	if !s.consuming.Load() {
 		return errors.New("notifier: consumer not ready")
+	}
+	if !s.serving.Load() {
+		return errors.New("notifier: replay service not ready")
 	}
 	return nil
 }

@@ -456,7 +456,7 @@ func (s *Service) serveReplays(ctx context.Context, l ledger) {
 	host, _ := os.Hostname()
 	by := fmt.Sprintf("notifier on %s (pid %d)", host, os.Getpid())
 	err := bus.Retry(ctx, s.log, "replay service", func(context.Context) error {
-		return s.b.Serve(ctx, event.ReplaySubject, replayQueue, func(ctx context.Context, data []byte, reply func([]byte) error) {
+		return s.b.Serve(ctx, event.ReplaySubject, replayQueue, &s.serving, func(ctx context.Context, data []byte, reply func([]byte) error) {
 			s.serveReplay(ctx, l, by, data, reply)
 		})
 	})
