@@ -89,7 +89,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	print := func(ln notifier.ReplayLine) { printReplayLine(stdout, ln) }
 	var rep notifier.ReplayReport
 	if *dry {
-		rep, err = notifier.Replay(ctx, b, cfg, req, print)
+		rep, err = notifier.Replay(ctx, b, cfg.NotifierConfig(), req, print)
 	} else {
 		rep, err = notifier.RequestReplay(ctx, b, req, print)
 		if errors.Is(err, notifier.ErrNoNotifier) || errors.Is(err, notifier.ErrUnknownSubscriber) {
@@ -101,7 +101,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				return fmt.Errorf("replay: %w; %s, or give this command the receivers' settings to send itself (%s)", err, hint, cantSend)
 			}
 			fmt.Fprintf(stderr, "feedmon: replay: %v; sending from this process\n", err)
-			rep, err = notifier.Replay(ctx, b, full, req, print)
+			rep, err = notifier.Replay(ctx, b, full.NotifierConfig(), req, print)
 		}
 	}
 	if err != nil {

@@ -124,7 +124,7 @@ var ErrNoNotifier = errors.New("notifier: no notifier answered")
 // Replay runs req from this process with cfg: it reads the window and,
 // unless req.DryRun, delivers through cfg's receivers. emit gets each
 // delivery's line (one goroutine at a time).
-func Replay(ctx context.Context, b *bus.Bus, cfg *config.Config, req ReplayRequest, emit func(ReplayLine), opts ...Option) (ReplayReport, error) {
+func Replay(ctx context.Context, b *bus.Bus, cfg config.NotifierConfig, req ReplayRequest, emit func(ReplayLine), opts ...Option) (ReplayReport, error) {
 	s, err := New(cfg, b, nil, nil, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		return ReplayReport{}, err

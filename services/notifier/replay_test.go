@@ -125,7 +125,7 @@ func TestReplayNewSubscriberOnce(t *testing.T) {
 					rep, err := RequestReplay(replayCtx(t), b, req, ls.add)
 					return rep, ls, err
 				}
-				rep, err := Replay(replayCtx(t), b, cfg, req, ls.add)
+				rep, err := Replay(replayCtx(t), b, *cfg, req, ls.add)
 				return rep, ls, err
 			}
 			if remote {
@@ -194,7 +194,7 @@ func TestReplayRacesRunningNotifier(t *testing.T) {
 	start := make(chan struct{})
 	wg.Go(func() {
 		<-start
-		rep, rerr = Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk"}, nil)
+		rep, rerr = Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk"}, nil)
 	})
 	close(start)
 	r := startService(t, b, cfg)
@@ -236,7 +236,7 @@ func TestReplayDryRun(t *testing.T) {
 	publishItem(t, b, testItem("s3", "defense"))
 
 	ls := &lines{}
-	rep, err := Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk", DryRun: true}, ls.add)
+	rep, err := Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk", DryRun: true}, ls.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestReplayDryRun(t *testing.T) {
 	}
 
 	// The real one: the later report of the story goes out as an update.
-	rep, err = Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk"}, nil)
+	rep, err = Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk"}, nil)
 	if err != nil || rep.Sent != 2 {
 		t.Fatalf("replay: %+v, %v", rep, err)
 	}
@@ -282,7 +282,7 @@ func TestReplayDryRun(t *testing.T) {
 	}
 
 	// A dry run now finds both delivered.
-	rep, err = Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk", DryRun: true}, nil)
+	rep, err = Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk", DryRun: true}, nil)
 	if err != nil || rep.Sent != 0 || rep.Skipped != 2 {
 		t.Errorf("dry run after: %+v, %v", rep, err)
 	}
@@ -310,7 +310,7 @@ func TestReplayWindow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ls := &lines{}
-			_, err := Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk", Since: tc.since, Until: tc.until, DryRun: true}, ls.add)
+			_, err := Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk", Since: tc.since, Until: tc.until, DryRun: true}, ls.add)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,7 +345,7 @@ func TestRequestReplayErrors(t *testing.T) {
 	if !errors.Is(err, ErrUnknownSubscriber) || !strings.Contains(err.Error(), "notifier on") {
 		t.Errorf("unknown subscriber: %v", err)
 	}
-	if _, err := Replay(replayCtx(t), b, testConfig(), ReplayRequest{Subscriber: "desk"}, nil); !errors.Is(err, ErrUnknownSubscriber) {
+	if _, err := Replay(replayCtx(t), b, *testConfig(), ReplayRequest{Subscriber: "desk"}, nil); !errors.Is(err, ErrUnknownSubscriber) {
 		t.Errorf("local, unknown subscriber: %v", err)
 	}
 }
@@ -356,7 +356,7 @@ func TestReplayLeavesNoConsumer(t *testing.T) {
 	b := bustest.New(t)
 	publishItem(t, b, testItem("x1", "trade"))
 	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Stdout: &config.Stdout{}})
-	if _, err := Replay(replayCtx(t), b, cfg, ReplayRequest{Subscriber: "desk"}, nil, WithStdout(&syncBuffer{})); err != nil {
+	if _, err := Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk"}, nil, WithStdout(&syncBuffer{})); err != nil {
 		t.Fatal(err)
 	}
 	st, err := b.JS.Stream(replayCtx(t), event.StreamClassified)
