@@ -48,7 +48,7 @@ func waitNotifierDone(t *testing.T, b *bus.Bus) {
 	bustest.Eventually(t, 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		st, err := b.JS.Stream(ctx, event.StreamClassified)
+		st, err := b.Stream(ctx, event.StreamClassified)
 		if err != nil {
 			return false
 		}

@@ -51,8 +51,8 @@ func (b *Bus) Call(ctx context.Context, subject string, data []byte, o CallOptio
 	if o.Idle <= 0 {
 		o.Idle = 5 * CallHeartbeat
 	}
-	inbox := b.NC.NewInbox()
-	sub, err := b.NC.SubscribeSync(inbox)
+	inbox := b.nc.NewInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
 	if err != nil {
 		return fmt.Errorf("bus: call %s: %w", subject, err)
 	}
@@ -60,14 +60,14 @@ func (b *Bus) Call(ctx context.Context, subject string, data []byte, o CallOptio
 	// Replies may come fast and in numbers: never drop them as a slow
 	// consumer.
 	_ = sub.SetPendingLimits(-1, -1)
-	if err := b.NC.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: data}); err != nil {
+	if err := b.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: data}); err != nil {
 		return fmt.Errorf("bus: call %s: %w", subject, err)
 	}
 	control := ""
 	stop := func() {
 		if control != "" {
-			_ = b.NC.Publish(control, nil)
-			_ = b.NC.Flush()
+			_ = b.nc.Publish(control, nil)
+			_ = b.nc.Flush()
 		}
 	}
 	wait := o.FirstReply
@@ -119,7 +119,7 @@ type CallHandler func(ctx context.Context, data []byte, reply func([]byte) error
 func (b *Bus) Serve(ctx context.Context, subject, queue string, ready *atomic.Bool, h CallHandler) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sub, err := b.NC.QueueSubscribe(subject, queue, func(req *nats.Msg) {
+	sub, err := b.nc.QueueSubscribe(subject, queue, func(req *nats.Msg) {
 		if req.Reply == "" {
 			return
 		}
@@ -130,7 +130,7 @@ func (b *Bus) Serve(ctx context.Context, subject, queue string, ready *atomic.Bo
 	}
 	// The server knows of the subscription once the flush returns: from
 	// then on a caller finds it.
-	if err := b.NC.FlushTimeout(setupTimeout); err != nil {
+	if err := b.nc.FlushTimeout(setupTimeout); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("bus: serve %s: %w", subject, err)
 	}
@@ -146,8 +146,8 @@ func (b *Bus) Serve(ctx context.Context, subject, queue string, ready *atomic.Bo
 func (b *Bus) serveOne(ctx context.Context, req *nats.Msg, h CallHandler) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	control := b.NC.NewInbox()
-	csub, err := b.NC.Subscribe(control, func(*nats.Msg) { cancel() })
+	control := b.nc.NewInbox()
+	csub, err := b.nc.Subscribe(control, func(*nats.Msg) { cancel() })
 	if err != nil {
 		b.log.Warn("serve: control inbox", "subject", req.Subject, "err", err)
 		return
@@ -158,7 +158,7 @@ func (b *Bus) serveOne(ctx context.Context, req *nats.Msg, h CallHandler) {
 	send := func(m *nats.Msg) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if err := b.NC.PublishMsg(m); err != nil {
+		if err := b.nc.PublishMsg(m); err != nil {
 			return fmt.Errorf("bus: reply: %w", err)
 		}
 		return nil
@@ -187,5 +187,5 @@ func (b *Bus) serveOne(ctx context.Context, req *nats.Msg, h CallHandler) {
 	})
 	h(ctx, req.Data, reply)
 	// The last reply must reach the caller before the control inbox goes.
-	_ = b.NC.Flush()
+	_ = b.nc.Flush()
 }

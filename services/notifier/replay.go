@@ -336,12 +336,12 @@ func (s *Service) subscriberNamed(name string) *subscriber {
 func readClassified(ctx context.Context, b *bus.Bus, since, until time.Time, fn func(subjTopic string, it *event.Item) error) (int, error) {
 	sctx, cancel := context.WithTimeout(ctx, kvTimeout)
 	defer cancel()
-	st, err := b.JS.Stream(sctx, event.StreamClassified)
+	st, err := b.Stream(sctx, event.StreamClassified)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil // nothing was ever classified
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", event.StreamClassified, err)
+		return 0, err
 	}
 	info, err := st.Info(sctx)
 	if err != nil {

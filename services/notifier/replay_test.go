@@ -359,7 +359,7 @@ func TestReplayLeavesNoConsumer(t *testing.T) {
 	if _, err := Replay(replayCtx(t), b, *cfg, ReplayRequest{Subscriber: "desk"}, nil, WithStdout(&syncBuffer{})); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.JS.Stream(replayCtx(t), event.StreamClassified)
+	st, err := b.Stream(replayCtx(t), event.StreamClassified)
 	if err != nil {
 		t.Fatal(err)
 	}
