@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,22 +109,9 @@ func TestReplayCommand(t *testing.T) {
 
 	// The notifier, restarted with desk and its secret, does the sending.
 	metrics := refusedAddr(t)
-	var last string
 	n = startServe(t, "notifier", "-config", withSecret, "-metrics-listen", metrics)
 	n.waitStarted(t)
-	bustest.Eventually(t, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + metrics + "/readyz")
-		if err != nil {
-			return false
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(body) != last {
-			last = string(body)
-			t.Logf("readyz %d: %s", resp.StatusCode, body)
-		}
-		return resp.StatusCode == http.StatusOK
-	}, "notifier not ready")
+	waitReady(t, metrics)
 	code, stdout, stderr = replay(fromEnv)
 	if code != 0 || !strings.Contains(stdout, "3 sent, 0 skipped (already delivered), 0 failed") || !strings.Contains(stdout, "sent by the notifier on") {
 		t.Errorf("replay: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
@@ -195,4 +181,62 @@ func TestReplayCommandErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The acceptance path on the all-in-one deployment: `feedmon run` (its
+// embedded NATS reached through nats.listen) took the items before the
+// subscriber existed, and keeps running with the old config; the replay,
+// given the new config with the webhook's secret, finds the running
+// notifier without the subscriber and sends itself, each item once; the
+// second replay sends nothing.
+func TestReplayAgainstRunningRun(t *testing.T) {
+	t.Parallel()
+	sink := testkit.NewSink(t, "s3cret")
+	natsAddr, metrics := refusedAddr(t), refusedAddr(t)
+	base := fmt.Sprintf("nats:\n  listen: %s\n  store_dir: %s\nmetrics:\n  listen: %s\nsubscribers:\n  - {name: old, topics: [defense], stdout: {}}\n",
+		natsAddr, t.TempDir(), metrics)
+	s := startServe(t, "run", "-config", writeFile(t, base))
+	s.waitStarted(t)
+	waitReady(t, metrics)
+
+	b := bustest.Connect(t, "nats://"+natsAddr)
+	for _, it := range []*event.Item{classified("t1", "trade"), classified("d1", "defense"), classified("t2", "defense", "trade"), classified("t3", "trade")} {
+		publishClassified(t, b, it)
+	}
+	waitNotifierDone(t, b)
+
+	withDesk := writeFile(t, base+fmt.Sprintf("  - {name: desk, topics: [trade], webhook: {url: %q, secret: s3cret}}\n", sink.URL()))
+	code, stdout, stderr := runCmd(t, "", "replay", "-subscriber", "desk", "-config", withDesk)
+	if code != 0 || !strings.Contains(stderr, "no such subscriber") || !strings.Contains(stdout, "3 sent, 0 skipped (already delivered), 0 failed") {
+		t.Fatalf("replay: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
+	}
+	got := sink.CountByID()
+	if len(got) != 3 || got["t1"] != 1 || got["t2"] != 1 || got["t3"] != 1 {
+		t.Errorf("webhook got %v, want t1, t2, t3 once each", got)
+	}
+	for _, d := range sink.Deliveries() {
+		if !d.SignatureOK || !d.StandardOK {
+			t.Errorf("unsigned or badly signed delivery: %+v", d)
+		}
+	}
+	code, stdout, _ = runCmd(t, "", "replay", "-subscriber", "desk", "-config", withDesk)
+	if code != 0 || !strings.Contains(stdout, "0 sent, 3 skipped (already delivered), 0 failed") || len(sink.Deliveries()) != 3 {
+		t.Errorf("second replay: exit %d, %d deliveries, stdout:\n%s", code, len(sink.Deliveries()), stdout)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("run exit %d:\n%s", code, s.stderr.String())
+	}
+}
+
+// waitReady waits until the process serving metrics at addr is ready.
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	bustest.Eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "not ready at %s", addr)
 }
