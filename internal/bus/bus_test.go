@@ -9,6 +9,7 @@ import (
 
 	"github.com/feedmon/feedmon/internal/bus/bustest"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/testkit"
 )
 
 func TestEnsureIsIdempotent(t *testing.T) {
@@ -72,8 +73,9 @@ func TestReplicasRefusedOnSingleNode(t *testing.T) {
 	t.Log(err)
 }
 
+// TestConsumeNaksOnShutdown: Consume returns once ctx ends, its handlers
+// and grace timer gone. Not parallel: it counts goroutines.
 func TestConsumeNaksOnShutdown(t *testing.T) {
-	t.Parallel()
 	b := bustest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	for i := 0; i < 5; i++ {
@@ -81,6 +83,7 @@ func TestConsumeNaksOnShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	check := testkit.NoLeftGoroutines(t)
 	handled := make(chan struct{}, 10)
 	done := make(chan struct{})
 	go func() {
@@ -103,4 +106,5 @@ func TestConsumeNaksOnShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Consume did not return after cancel")
 	}
+	check()
 }

@@ -16,8 +16,11 @@ import (
 // parent's values but not its cancellation: it ends d after parent does,
 // or when cancel is called. cancel also stops the grace timer, so nothing
 // started here outlives it; callers defer it.
+//
+// The work can tell that its grace period has begun with Stopping.
 func Context(parent context.Context, d time.Duration) (ctx context.Context, cancel context.CancelFunc) {
-	ctx, cancelCtx := context.WithCancel(context.WithoutCancel(parent))
+	base := context.WithValue(context.WithoutCancel(parent), stoppedKey{}, parent.Done())
+	ctx, cancelCtx := context.WithCancel(base)
 	var (
 		mu       sync.Mutex
 		timer    *time.Timer
@@ -39,5 +42,26 @@ func Context(parent context.Context, d time.Duration) (ctx context.Context, canc
 		}
 		mu.Unlock()
 		cancelCtx()
+	}
+}
+
+type stoppedKey struct{}
+
+// Stopped returns a channel that is closed once the grace period of ctx
+// has begun (the parent given to Context has ended): what is in flight may
+// finish, nothing new should start, and waits should end early. Outside a
+// grace context it returns nil, a channel that never closes.
+func Stopped(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppedKey{}).(<-chan struct{})
+	return ch
+}
+
+// Stopping reports whether the grace period of ctx has begun.
+func Stopping(ctx context.Context) bool {
+	select {
+	case <-Stopped(ctx):
+		return true
+	default:
+		return false
 	}
 }

@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/feedmon/feedmon/internal/grace"
+	"github.com/feedmon/feedmon/internal/testkit"
 )
 
 type key struct{}
@@ -66,10 +65,11 @@ func TestContextRunsWithParent(t *testing.T) {
 	}
 }
 
-// TestContextLeavesNothing: after cancel, no timer or goroutine of the
-// grace period is left, whether the parent ended before or not.
+// TestContextLeavesNothing: after cancel, no goroutine of the grace
+// period is left, whether the parent ended before or not. Not parallel:
+// it counts goroutines.
 func TestContextLeavesNothing(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer testkit.NoLeftGoroutines(t)()
 	for _, endParent := range []bool{false, true} {
 		parent, cancelParent := context.WithCancel(context.Background())
 		work, cancel := grace.Context(parent, time.Hour)
@@ -79,5 +79,32 @@ func TestContextLeavesNothing(t *testing.T) {
 		cancel()
 		<-work.Done()
 		cancelParent()
+	}
+}
+
+// TestStopping: work on a grace context learns when its grace period
+// begins, while its own context still runs.
+func TestStopping(t *testing.T) {
+	t.Parallel()
+	if grace.Stopping(context.Background()) || grace.Stopped(context.Background()) != nil {
+		t.Fatal("a plain context is stopping")
+	}
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	work, cancel := grace.Context(parent, time.Hour)
+	defer cancel()
+	child, cancelChild := context.WithTimeout(work, time.Hour)
+	defer cancelChild()
+	if grace.Stopping(child) {
+		t.Fatal("stopping while the parent runs")
+	}
+	cancelParent()
+	select {
+	case <-grace.Stopped(child):
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stopped not closed after the parent ended")
+	}
+	if !grace.Stopping(child) || child.Err() != nil {
+		t.Errorf("Stopping = %v, Err = %v; want true, nil during the grace period", grace.Stopping(child), child.Err())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 	"github.com/feedmon/feedmon/internal/httpx"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/services/notifier/alert"
@@ -81,7 +82,8 @@ func (p *pipeline) backoff(n int, err error) time.Duration {
 	return httpx.Backoff(p.opts.backoffMin, p.opts.backoffMax, n, retryJitter, nil)
 }
 
-// sleep waits d; false if the service is stopping or ctx ended first.
+// sleep waits d; false if ctx ended or its grace period began first
+// (the service is stopping: the message is handed back, not held).
 func (p *pipeline) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -90,7 +92,7 @@ func (p *pipeline) sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	case <-ctx.Done():
 		return false
-	case <-p.stopping.Done():
+	case <-grace.Stopped(ctx):
 		return false
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 	"github.com/feedmon/feedmon/internal/telemetry"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -105,10 +106,6 @@ type pipeline struct {
 	duration     *prometheus.HistogramVec
 	dead         *prometheus.CounterVec
 	storyUpdates *prometheus.CounterVec
-
-	// stopping ends when Run's context does: waits between attempts stop
-	// and hand their message back, while sends in flight finish.
-	stopping context.Context
 }
 
 func (p *pipeline) now() time.Time { return p.opts.now() }
@@ -191,7 +188,7 @@ func (d *delivery) unavailable(err error) outcome {
 // nothing, and if there is an entry it fails with a conflict and the next
 // look reads it.
 func (d *delivery) look(ctx context.Context) outcome {
-	if d.blind && d.p.stopping.Err() == nil {
+	if d.blind && !grace.Stopping(ctx) {
 		d.blind = false
 		d.rec, d.rev = record{}, 0
 		d.now = d.p.now()
@@ -270,7 +267,7 @@ func (d *delivery) due(ctx context.Context) outcome {
 // pace starts nothing new while the service stops, and waits for the
 // receiver's rate limit when the wait is short (else hands the job back).
 func (d *delivery) pace(ctx context.Context) outcome {
-	if d.p.stopping.Err() != nil {
+	if grace.Stopping(ctx) {
 		return outcome{kind: pending}
 	}
 	if wait := d.p.waitTurn(ctx, d.j.rt.lim); wait > 0 {

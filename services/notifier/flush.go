@@ -199,7 +199,7 @@ func (f *flusher) sendPending(ctx context.Context, sub *subscriber, rt route) bo
 			p.buryBatch(ctx, l, sub, rt, &br, fmt.Sprintf("gave up after %d attempts: %s", br.Attempts, br.Error))
 			return true
 		}
-		if p.stopping.Err() != nil {
+		if grace.Stopping(ctx) {
 			return false
 		}
 		br.State, br.Lease, br.Next, br.Updated = stateSending, now.Add(p.opts.lease), time.Time{}, now

@@ -268,7 +268,6 @@ func New(cfg config.NotifierConfig, b *bus.Bus, m *telemetry.Metrics, reg promet
 	s.pipe = &pipeline{
 		notify: nc, opts: &s.opts, log: log, b: b, m: m,
 		duration: duration, dead: s.dead, storyUpdates: s.storyUpdates,
-		stopping: context.Background(),
 	}
 	return s, nil
 }
@@ -310,7 +309,6 @@ func (s *Service) Ready() error {
 // (within the consume loop's grace), waits between attempts are cut short
 // and their messages handed back; Run then returns nil.
 func (s *Service) Run(ctx context.Context) error {
-	s.pipe.stopping = ctx
 	err := bus.Retry(ctx, s.log, "notifier setup", func(ctx context.Context) error {
 		kv, err := s.b.KV(ctx, event.BucketDelivered)
 		if err != nil {

@@ -139,7 +139,7 @@ func (pk *parker) run(ctx context.Context) {
 // the entry (delivered or dead-lettered) or moves its time on.
 func (pk *parker) unpark(ctx context.Context, key string) {
 	p := pk.p
-	if p.stopping.Err() != nil {
+	if grace.Stopping(ctx) {
 		return
 	}
 	pd, rev, err := pk.l.parkedAt(ctx, key)

@@ -260,7 +260,7 @@ func (s *Service) replayJob(ctx context.Context, l ledger, j *job) ReplayLine {
 			// milliseconds.
 			wait = min(wait, ownedPoll)
 		}
-		if !s.pipe.sleep(ctx, max(wait, 50*time.Millisecond)) || s.pipe.stopping.Err() != nil {
+		if !s.pipe.sleep(ctx, max(wait, 50*time.Millisecond)) {
 			ln.Result, ln.Detail = ReplayFailed, "interrupted; run the replay again"
 			return ln
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/feedmon/feedmon/internal/config"
@@ -102,6 +103,10 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 	)
 	defer timer.Stop()
 	defer close(stopped)
+	// Leases of removed feeds are released in the background; the loop
+	// returns once they are.
+	var releases sync.WaitGroup
+	defer releases.Wait()
 	longAfter := min(longFetch, s.poll.Timeout.D()/2)
 
 	apply := func() {
@@ -122,7 +127,7 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				}
 				s.met.feeds.WithLabelValues(f.shown).Dec()
 				if !f.inflight {
-					go s.releaseLease(workCtx, f)
+					releases.Go(func() { s.releaseLease(workCtx, f) })
 				}
 			}
 		}
@@ -227,6 +232,8 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				f := <-done
 				inflight--
 				f.inflight = false
+				// Not to fire after the loop is gone.
+				f.longTimer.Stop()
 			}
 			out := make([]*feed, 0, len(feeds))
 			for _, f := range feeds {
@@ -259,7 +266,7 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 			// A slot on the host is free: its line moves on.
 			queue(hs)
 			if f.removed {
-				go s.releaseLease(workCtx, f)
+				releases.Go(func() { s.releaseLease(workCtx, f) })
 				continue
 			}
 			if p := f.pending; p != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/feedmon/feedmon/internal/config"
+	"github.com/feedmon/feedmon/internal/httpx"
 )
 
 // Defaults of the manager's timing; tests shorten them.
@@ -97,6 +98,9 @@ type Manager struct {
 
 	sem  chan struct{}
 	wake chan struct{}
+	// jobs are the subscription actions and hub probes in flight; Run
+	// returns once they have.
+	jobs sync.WaitGroup
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's, for work started from outside it
@@ -221,6 +225,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			_ = m.srv.Shutdown(sctx)
 			cancel()
 			wg.Wait()
+			m.jobs.Wait()
 			return nil
 		case <-t.C:
 		case <-m.wake:
@@ -409,7 +414,7 @@ func (m *Manager) step(ctx context.Context) {
 		m.met.Subscriptions.WithLabelValues(s).Set(counts[s])
 	}
 	for _, j := range jobs {
-		go func() {
+		m.jobs.Go(func() {
 			defer func() {
 				m.mu.Lock()
 				delete(m.busy, j.feed)
@@ -422,7 +427,7 @@ func (m *Manager) step(ctx context.Context) {
 				return
 			}
 			j.fn(ctx)
-		}()
+		})
 	}
 }
 
@@ -617,14 +622,12 @@ func (m *Manager) fail(ctx context.Context, feedURL, topic, why string) {
 func (m *Manager) failRecord(r *Record, now time.Time, why string) {
 	r.State, r.Error = StateFailed, why
 	r.Failures++
-	d := m.retryMin
-	for i := 1; i < r.Failures && d < m.retryMax; i++ {
-		d *= 2
-	}
-	d = min(d, m.retryMax)
-	d = time.Duration(float64(d) * (0.9 + 0.2*m.rnd()))
-	r.RetryAt = now.Add(d)
+	r.RetryAt = now.Add(httpx.Backoff(m.retryMin, m.retryMax, r.Failures, retryJitter, m.rnd))
 }
+
+// retryJitter spreads the retries of subscriptions that failed together
+// (a hub down) by ±10%.
+var retryJitter = httpx.Jitter{Low: 0.9, High: 1.1}
 
 // checkHub probes hub every hubCheck; after hubStrikes failures in a row
 // every subscription of ours through it fails, so their feeds are polled
@@ -639,7 +642,7 @@ func (m *Manager) checkHub(ctx context.Context, hub string, now time.Time) {
 		return
 	}
 	h.probing = true
-	go func() {
+	m.jobs.Go(func() {
 		err := m.hub.probe(ctx, hub)
 		m.mu.Lock()
 		h.probing = false
@@ -667,7 +670,7 @@ func (m *Manager) checkHub(ctx context.Context, hub string, now time.Time) {
 		for _, r := range feeds {
 			m.fail(ctx, r.FeedURL, r.Topic, err.Error())
 		}
-	}()
+	})
 }
 
 // callback is the URL the hub calls for rec.
