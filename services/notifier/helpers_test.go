@@ -136,7 +136,7 @@ func testItem(id string, topics ...string) *event.Item {
 }
 
 // publishItem publishes it once per topic, as the classifier does.
-func publishItem(t *testing.T, b *bus.Bus, it *event.Item) {
+func publishItem(t testing.TB, b *bus.Bus, it *event.Item) {
 	t.Helper()
 	data, err := it.Marshal()
 	if err != nil {
