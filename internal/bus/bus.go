@@ -433,21 +433,9 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 	workCtx, cancelWork := grace.Context(ctx, opts.Grace)
 	defer cancelWork()
 
-	// A fixed set of workers rather than a goroutine per message: a
-	// handler's stack (JSON, a NATS request, an HTTP send) grows to tens
-	// of kilobytes, and a fresh goroutine would grow it again, copying,
-	// for every message.
 	var wg sync.WaitGroup
-	work := make(chan jetstream.Msg)
-	for range opts.Workers {
-		wg.Go(func() {
-			for msg := range work {
-				h(workCtx, msg)
-			}
-		})
-	}
+	sem := make(chan struct{}, opts.Workers)
 	defer wg.Wait()
-	defer close(work)
 
 	for ctx.Err() == nil {
 		var cons jetstream.Consumer
@@ -500,10 +488,16 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 				continue
 			}
 			select {
-			case work <- msg:
+			case sem <- struct{}{}:
 			case <-ctx.Done():
 				_ = msg.Nak()
+				continue
 			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				h(workCtx, msg)
+			}()
 		}
 		stop()
 		if opts.Ready != nil && ctx.Err() == nil {
