@@ -112,6 +112,8 @@ type Server struct {
 	checks map[string]func() error
 	srv    *http.Server
 	ln     net.Listener
+	// served is closed when Serve has returned.
+	served chan struct{}
 }
 
 // NewServer returns a server for reg; call Start to listen.
@@ -180,7 +182,9 @@ func (s *Server) Start(addr string) error {
 		return fmt.Errorf("telemetry: listen %s: %w", addr, err)
 	}
 	s.ln = ln
+	s.served = make(chan struct{})
 	go func() {
+		defer close(s.served)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics server stopped", "err", err)
 		}
@@ -197,12 +201,17 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Shutdown stops serving.
+// Shutdown stops serving, and returns once the server's goroutine has
+// (or ctx ends).
 func (s *Server) Shutdown(ctx context.Context) {
 	if s.ln == nil {
 		return
 	}
 	_ = s.srv.Shutdown(ctx)
+	select {
+	case <-s.served:
+	case <-ctx.Done():
+	}
 }
 
 // Handler is the HTTP handler, for tests.
