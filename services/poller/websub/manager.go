@@ -103,7 +103,8 @@ type Manager struct {
 	jobs sync.WaitGroup
 
 	mu      sync.Mutex
-	ctx     context.Context // Run's, for work started from outside it
+	running bool     // Run has started: SetFeeds queues unsubscribes
+	leaving []string // feed URLs to unsubscribe at the next step
 	feeds   map[string]config.Feed
 	managed map[string]*Discovery // feed URL -> last discovery (nil: none yet)
 	cache   map[string]*Record    // key -> record, as watched
@@ -196,7 +197,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
-	m.ctx = ctx
+	m.running = true
 	m.mu.Unlock()
 	m.srv = &http.Server{
 		Handler:           m,
@@ -251,7 +252,6 @@ func (m *Manager) SetFeeds(feeds []config.Feed) {
 	m.mu.Lock()
 	old := m.feeds
 	m.feeds = next
-	ctx := m.ctx
 	var gone []string
 	for u := range old {
 		if f, ok := next[u]; !ok || !m.cfg.Push(f) {
@@ -261,12 +261,11 @@ func (m *Manager) SetFeeds(feeds []config.Feed) {
 			}
 		}
 	}
-	m.mu.Unlock()
-	if ctx != nil {
-		for _, u := range gone {
-			go m.unsubscribe(ctx, u)
-		}
+	// Run unsubscribes them at once (poke), on its goroutines.
+	if m.running {
+		m.leaving = append(m.leaving, gone...)
 	}
+	m.mu.Unlock()
 	m.poke()
 }
 
@@ -409,7 +408,12 @@ func (m *Manager) step(ctx context.Context) {
 			jobs = append(jobs, job{r.FeedURL, func(ctx context.Context) { m.forget(ctx, key, r.Path) }})
 		}
 	}
+	leaving := m.leaving
+	m.leaving = nil
 	m.mu.Unlock()
+	for _, u := range leaving {
+		m.jobs.Go(func() { m.unsubscribe(ctx, u) })
+	}
 	for _, s := range []string{StatePending, StateActive, StateFailed} {
 		m.met.Subscriptions.WithLabelValues(s).Set(counts[s])
 	}
