@@ -44,24 +44,7 @@ func classified(id string, topics ...string) *event.Item {
 // classified message.
 func waitNotifierDone(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	bustest.Eventually(t, 30*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		st, err := b.Stream(ctx, event.StreamClassified)
-		if err != nil {
-			return false
-		}
-		si, err := st.Info(ctx)
-		if err != nil {
-			return false
-		}
-		c, err := st.Consumer(ctx, event.ConsumerNotifier)
-		if err != nil {
-			return false
-		}
-		ci, err := c.Info(ctx)
-		return err == nil && ci.AckFloor.Stream >= si.State.LastSeq && ci.NumAckPending == 0
-	}, "the notifier did not take the classified stream")
+	bustest.WaitConsumed(t, b, event.StreamClassified, event.ConsumerNotifier, 30*time.Second)
 }
 
 // A deployment whose notifier alone has the webhook's secret: a replay to

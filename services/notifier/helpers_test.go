@@ -213,27 +213,7 @@ func gathered(reg *prometheus.Registry, name string) bool {
 // every message in the classified stream.
 func waitHandled(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	bustest.Eventually(t, waitLong, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		st, err := b.Stream(ctx, event.StreamClassified)
-		if err != nil {
-			return false
-		}
-		si, err := st.Info(ctx)
-		if err != nil {
-			return false
-		}
-		c, err := st.Consumer(ctx, event.ConsumerNotifier)
-		if err != nil {
-			return false
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return false
-		}
-		return ci.AckFloor.Stream >= si.State.LastSeq && ci.NumAckPending == 0 && ci.NumPending == 0
-	}, "notifier did not finish the classified stream")
+	bustest.WaitConsumed(t, b, event.StreamClassified, event.ConsumerNotifier, waitLong)
 }
 
 // deadLetters reads every record of the dead-letter stream.
