@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -19,17 +18,7 @@ const replaySecretVar = "FEEDMON_TEST_REPLAY_SECRET"
 // publishClassified publishes it once per topic, as the classifier does.
 func publishClassified(t *testing.T, b *bus.Bus, it *event.Item) {
 	t.Helper()
-	data, err := it.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, topic := range it.Topics {
-		if _, err := b.Publish(ctx, event.ClassifiedSubject(topic), event.ClassifiedMsgID(it.ID, topic), data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bustest.PublishClassified(t, b, it)
 }
 
 func classified(id string, topics ...string) *event.Item {
@@ -99,15 +88,7 @@ func TestReplayCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "3 sent, 0 skipped (already delivered), 0 failed") || !strings.Contains(stdout, "sent by the notifier on") {
 		t.Errorf("replay: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
 	}
-	got := sink.CountByID()
-	if len(got) != 3 || got["t1"] != 1 || got["t2"] != 1 || got["t3"] != 1 {
-		t.Errorf("webhook got %v, want t1, t2, t3 once each", got)
-	}
-	for _, d := range sink.Deliveries() {
-		if !d.SignatureOK || !d.StandardOK {
-			t.Errorf("unsigned or badly signed delivery: %+v", d)
-		}
-	}
+	wantOnceEachSigned(t, sink)
 
 	code, stdout, _ = replay(fromEnv)
 	if code != 0 || !strings.Contains(stdout, "0 sent, 3 skipped (already delivered), 0 failed") {
@@ -193,15 +174,7 @@ func TestReplayAgainstRunningRun(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "no such subscriber") || !strings.Contains(stdout, "3 sent, 0 skipped (already delivered), 0 failed") {
 		t.Fatalf("replay: exit %d, stdout:\n%s\nstderr %q", code, stdout, stderr)
 	}
-	got := sink.CountByID()
-	if len(got) != 3 || got["t1"] != 1 || got["t2"] != 1 || got["t3"] != 1 {
-		t.Errorf("webhook got %v, want t1, t2, t3 once each", got)
-	}
-	for _, d := range sink.Deliveries() {
-		if !d.SignatureOK || !d.StandardOK {
-			t.Errorf("unsigned or badly signed delivery: %+v", d)
-		}
-	}
+	wantOnceEachSigned(t, sink)
 	code, stdout, _ = runCmd(t, "", "replay", "-subscriber", "desk", "-config", withDesk)
 	if code != 0 || !strings.Contains(stdout, "0 sent, 3 skipped (already delivered), 0 failed") || len(sink.Deliveries()) != 3 {
 		t.Errorf("second replay: exit %d, %d deliveries, stdout:\n%s", code, len(sink.Deliveries()), stdout)
@@ -222,4 +195,19 @@ func waitReady(t *testing.T, addr string) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, "not ready at %s", addr)
+}
+
+// wantOnceEachSigned checks that the sink got t1, t2 and t3 once each, every
+// delivery signed both ways.
+func wantOnceEachSigned(t *testing.T, sink *testkit.Sink) {
+	t.Helper()
+	got := sink.CountByID()
+	if len(got) != 3 || got["t1"] != 1 || got["t2"] != 1 || got["t3"] != 1 {
+		t.Errorf("webhook got %v, want t1, t2, t3 once each", got)
+	}
+	for _, d := range sink.Deliveries() {
+		if !d.SignatureOK || !d.StandardOK {
+			t.Errorf("unsigned or badly signed delivery: %+v", d)
+		}
+	}
 }

@@ -138,17 +138,7 @@ func testItem(id string, topics ...string) *event.Item {
 // publishItem publishes it once per topic, as the classifier does.
 func publishItem(t testing.TB, b *bus.Bus, it *event.Item) {
 	t.Helper()
-	data, err := it.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, topic := range it.Topics {
-		if _, err := b.Publish(ctx, event.ClassifiedSubject(topic), event.ClassifiedMsgID(it.ID, topic), data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bustest.PublishClassified(t, b, it)
 }
 
 type running struct {
