@@ -38,6 +38,12 @@ const (
 	// hangs or drips, and would otherwise hold its host's other feeds
 	// back for the whole timeout.
 	longFetch = 5 * time.Second
+	// maxStartSpread caps the spread of a new feed's first poll
+	// (startSpread). Up to 5 s once, it held the whole first fetch of a
+	// thousand feeds back by as much; a second still breaks up the burst
+	// of first items, and the first fetch of many feeds takes longer than
+	// that anyway.
+	maxStartSpread = time.Second
 )
 
 // hints are what a fetch learned about when to come back.
@@ -82,6 +88,13 @@ func spreadDelay(d time.Duration, rnd func() float64) time.Duration {
 		rnd = rand.Float64
 	}
 	return time.Duration(float64(d) * (0.5 + rnd()))
+}
+
+// startSpread is the window over which a new feed's first poll falls:
+// a tenth of its interval, so that a short interval is not delayed by a
+// large part of itself, and at most maxStartSpread.
+func startSpread(interval time.Duration) time.Duration {
+	return max(min(interval/10, maxStartSpread), 0)
 }
 
 // hostGap is the minimum gap between request starts to one host.

@@ -146,12 +146,18 @@ func (s *Service) loop(ctx, workCtx context.Context) []*feed {
 				}
 				continue
 			}
-			// A new feed is due at once. Politeness is per host: the
-			// feeds of one host wait in its line and start a gap apart
-			// (at most poll.per_host at once), while feeds on other hosts
-			// need not wait for them. A spread of every first poll would
-			// delay the first fetch without sparing any host.
-			f := &feed{url: fc.URL, title: fc.Title, host: hostOf(fc.URL), interval: interval, shown: stateNew, idx: -1, due: now}
+			// A new feed is due within startSpread(interval) of now.
+			// Feeds started together (at start-up, or many added by one
+			// reload) would otherwise all publish their first items in
+			// one burst, and its tail is the pipeline's p99 latency. The
+			// spread is short, at most a second: it is for the pipeline,
+			// not for politeness, which is per host and kept by the host's
+			// line below whenever its feeds come due (a gap apart, at most
+			// poll.per_host at once). The two compose: a host whose line
+			// is longer than the spread loses nothing to it, and feeds on
+			// other hosts wait no longer than the spread.
+			first := now.Add(time.Duration(s.rnd() * float64(startSpread(interval))))
+			f := &feed{url: fc.URL, title: fc.Title, host: hostOf(fc.URL), interval: interval, shown: stateNew, idx: -1, due: first}
 			feeds[fc.URL] = f
 			heap.Push(&due, f)
 			s.met.feeds.WithLabelValues(stateNew).Inc()
