@@ -41,11 +41,13 @@
 //   - Scheduling: the feed's interval, stretched (never shortened) by <ttl>,
 //     sy:updatePeriod, Cache-Control max-age / Expires and by idleness (a
 //     feed unchanged for 8 intervals), up to min(4 x interval, 30m) or the
-//     interval if longer; +-10% jitter. Every feed is due at once at
-//     start-up: politeness is per host, so only the feeds of one host
-//     are spread, by its line (the gap below); the poll after a feed's
-//     first is spread over half to one and a half intervals, so feeds
-//     started together fall out of step. Errors back off exponentially from
+//     interval if longer; +-10% jitter. A new feed's first poll falls
+//     at a random point within min(interval/10, 1s), so feeds started
+//     together do not publish their first items in one burst (the
+//     pipeline's latency); politeness is per host and kept by the host's
+//     line (the gap below) on top of that; the poll after a feed's first
+//     is spread over half to one and a half intervals, so feeds started
+//     together fall out of step. Errors back off exponentially from
 //     the interval up to poll.max_backoff; a failure on our side (NATS
 //     unavailable while publishing) does not, so feeds resume at their
 //     interval after an outage. A 429/503 Retry-After postpones the
