@@ -2,6 +2,7 @@ package story
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -22,12 +23,14 @@ import (
 // same duty cut instead of raised. What the headline holds counts most:
 // it says what the story is.
 type anchors struct {
-	ents    [maxEnts]uint16 // sorted, parents included
-	head    [maxHeadEnts]uint16
-	figs    [maxFigs]figure
+	ents [maxEnts]uint16 // sorted, parents included
+	head [maxHeadEnts]uint16
+	// figs are at most maxFigs, in their own array (nil when none): an
+	// item's anchors are kept with it in the index, and most items quote
+	// fewer figures than an inline array would hold room for.
+	figs    []figure
 	nEnts   uint8
 	nHead   uint8
-	nFigs   uint8
 	dir     uint8 // direction bits of the whole text
 	headDir uint8
 	// periods has one bit per month (quarters and halves set theirs);
@@ -62,8 +65,9 @@ type figure struct {
 	hi float64
 }
 
-// extractAnchors reads the anchors of an item.
-func extractAnchors(title, text, lang string) anchors {
+// extractAnchors reads the anchors of an item, its figures into scratch
+// as scanAnchors does.
+func extractAnchors(title, text, lang string, scratch []figure) anchors {
 	// Items may hold HTML (see Doc), which sign reads through too.
 	if strings.ContainsAny(title, "<&") {
 		title = htmltext.ToText(title)
@@ -71,17 +75,30 @@ func extractAnchors(title, text, lang string) anchors {
 	if strings.ContainsAny(text, "<&") {
 		text = htmltext.ToText(text)
 	}
-	return scanAnchors(title, text, lang)
+	return scanAnchors(title, text, lang, scratch)
 }
 
-// scanAnchors is extractAnchors of plain text.
-func scanAnchors(title, text, lang string) anchors {
+// scanAnchors is extractAnchors of plain text. Its figures go to scratch
+// when that has room for maxFigs (they then share its array), else to an
+// array of their own.
+func scanAnchors(title, text, lang string, scratch []figure) anchors {
 	var a anchors
 	sc := scanners.Get().(*scanner)
 	defer scanners.Put(sc)
+	a.figs = sc.figs[:0]
+	if cap(scratch) >= maxFigs {
+		a.figs = scratch[:0]
+	}
 	sc.run(&a, title, lang, true)
 	sc.run(&a, text, lang, false)
 	a.lang = langCode(lang)
+	switch {
+	case len(a.figs) == 0:
+		a.figs = nil
+	case cap(scratch) < maxFigs:
+		// Not to share the pooled scanner's array.
+		a.figs = slices.Clone(a.figs)
+	}
 	return a
 }
 
@@ -92,7 +109,7 @@ func scanAnchors(title, text, lang string) anchors {
 // bucket of one grid. Unused keys are noBand.
 func (a *anchors) anchorKeys(keys []uint64) {
 	k := 0
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		f := &a.figs[i]
 		if !f.rich || f.v <= 0 || k+2 > len(keys) {
 			continue
@@ -159,7 +176,7 @@ func hasID(s []uint16, id uint16) bool {
 }
 
 func (a *anchors) addFig(f figure) {
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		g := &a.figs[i]
 		if g.class == f.class && g.v == f.v {
 			g.head = g.head || f.head
@@ -168,9 +185,8 @@ func (a *anchors) addFig(f figure) {
 			return
 		}
 	}
-	if int(a.nFigs) < len(a.figs) {
-		a.figs[a.nFigs] = f
-		a.nFigs++
+	if len(a.figs) < maxFigs {
+		a.figs = append(a.figs, f)
 	}
 }
 
@@ -241,6 +257,8 @@ type scanner struct {
 	// titleCase: a headline that capitalises every word, where a
 	// capital says nothing about names.
 	titleCase bool
+	// figs gathers the figures of the anchors being read.
+	figs [maxFigs]figure
 }
 
 // run scans s and adds its anchors to a.

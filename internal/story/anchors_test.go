@@ -19,7 +19,7 @@ func TestAnchorsFile(t *testing.T) {
 		t.Skip("FEEDMON_STORY_ANCHORS not set")
 	}
 	for _, f := range readJSONL(t, path) {
-		a := extractAnchors(f.Title, f.Summary, f.Lang)
+		a := extractAnchors(f.Title, f.Summary, f.Lang, nil)
 		t.Logf("%s %s", f.ID, a.String())
 	}
 }

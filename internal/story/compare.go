@@ -127,9 +127,9 @@ func compareAnchors(a, b *anchors, explain bool) agreement {
 	}
 	// Figures.
 	var matchedB uint16
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		fa := &a.figs[i]
-		for k := range b.figs[:b.nFigs] {
+		for k := range b.figs {
 			if figuresMatch(fa, &b.figs[k]) {
 				if matchedB&(1<<k) == 0 {
 					switch {
@@ -233,13 +233,13 @@ func opposite(a, b, x, y uint8) bool {
 // headFigureConflict returns a figure of a's headline (not a small count)
 // that b contradicts: b quotes figures of its kind, and none matches it.
 func headFigureConflict(a, b *anchors) *figure {
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		fa := &a.figs[i]
 		if !fa.head || fa.weak {
 			continue
 		}
 		same, match := false, false
-		for k := range b.figs[:b.nFigs] {
+		for k := range b.figs {
 			fb := &b.figs[k]
 			if !comparable(fa, fb) {
 				continue
@@ -259,11 +259,11 @@ func headFigureConflict(a, b *anchors) *figure {
 
 // commonClass returns a kind of figure (not small counts) both quote.
 func commonClass(a, b *anchors) (uint8, bool) {
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		if a.figs[i].weak {
 			continue
 		}
-		for k := range b.figs[:b.nFigs] {
+		for k := range b.figs {
 			if !b.figs[k].weak && b.figs[k].class == a.figs[i].class {
 				return a.figs[i].class, true
 			}
@@ -489,7 +489,7 @@ func (a *anchors) String() string {
 		}
 	}
 	b.WriteString("] figures [")
-	for i := range a.figs[:a.nFigs] {
+	for i := range a.figs {
 		if i > 0 {
 			b.WriteByte(' ')
 		}

@@ -44,7 +44,7 @@ func TestAnchors(t *testing.T) {
 		{"zh", "中国承诺向非洲提供3600亿元人民币", "", []string{"China*", "Africa*", "$50.4bn*"}},
 		{"zh", "央行宣布降准0.5个百分点", "", []string{"0.5 pp*"}},
 	} {
-		a := extractAnchors(tt.title, tt.text, tt.lang)
+		a := extractAnchors(tt.title, tt.text, tt.lang, nil)
 		got := a.String()
 		for _, w := range tt.want {
 			if !strings.Contains(got, w) {
@@ -111,8 +111,8 @@ func TestCompareAnchors(t *testing.T) {
 			doc{"比亚迪上半年销量214.6万辆", ""},
 			doc{"BYD前六个月卖出逾214万辆新能源车", ""}, keptNone},
 	} {
-		a := extractAnchors(tt.a.title, tt.a.text, tt.lang)
-		b := extractAnchors(tt.b.title, tt.b.text, tt.lang)
+		a := extractAnchors(tt.a.title, tt.a.text, tt.lang, nil)
+		b := extractAnchors(tt.b.title, tt.b.text, tt.lang, nil)
 		for _, g := range []agreement{compareAnchors(&a, &b, true), compareAnchors(&b, &a, true)} {
 			if g.kept != tt.kept {
 				t.Errorf("%s: kept %d (%s), want %d", tt.name, g.kept, g.detail, tt.kept)
@@ -120,8 +120,8 @@ func TestCompareAnchors(t *testing.T) {
 		}
 	}
 	// Two languages are two stories.
-	a := extractAnchors("ECB cuts rates to 2%", "", "en")
-	b := extractAnchors("EZB senkt Leitzins auf 2 Prozent", "", "de")
+	a := extractAnchors("ECB cuts rates to 2%", "", "en", nil)
+	b := extractAnchors("EZB senkt Leitzins auf 2 Prozent", "", "de", nil)
 	if g := compareAnchors(&a, &b, false); g.kept != keptLanguage {
 		t.Errorf("en and de: kept %d", g.kept)
 	}

@@ -107,8 +107,14 @@ type signature struct {
 	anc  anchors
 }
 
-// signDoc is the signature of d with its anchors.
-func signDoc(d Doc, scratch []token) signature {
+// signDoc is the signature of d with its anchors. Its tokens and figures
+// share the arrays of scratch when it is not nil.
+func signDoc(d Doc, scratch *scratch) signature {
+	var toks []token
+	var figs []figure
+	if scratch != nil {
+		toks, figs = scratch.toks[:], scratch.figs[:]
+	}
 	// HTML is read once, for both.
 	if strings.ContainsAny(d.Title, "<&") {
 		d.Title = htmltext.ToText(d.Title)
@@ -116,8 +122,8 @@ func signDoc(d Doc, scratch []token) signature {
 	if strings.ContainsAny(d.Text, "<&") {
 		d.Text = htmltext.ToText(d.Text)
 	}
-	s := sign(d.Title, d.Text, d.Lang, scratch)
-	s.anc = scanAnchors(d.Title, d.Text, d.Lang)
+	s := sign(d.Title, d.Text, d.Lang, toks)
+	s.anc = scanAnchors(d.Title, d.Text, d.Lang, figs)
 	s.anc.anchorKeys(s.mins[Bands:])
 	return s
 }

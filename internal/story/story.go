@@ -119,8 +119,10 @@ type Index struct {
 	// df counts, per token (by the low bits of its id), the items held
 	// that have it: the index's own document frequencies (see rarity).
 	df [dfSlots]uint8
-	// slab is where the tokens of new items are copied (keepLocked).
-	slab []token
+	// slab and figSlab are where the tokens and figures of new items are
+	// copied (keep).
+	slab    []token
+	figSlab []figure
 }
 
 const dfSlots = 1 << 16
@@ -266,17 +268,48 @@ func (x *Index) similarityDocs(a, b Doc) float64 {
 // bandKey folds a band number into its MinHash value.
 func bandKey(band int, v uint64) uint64 { return v ^ (uint64(band)+1)*0x9e3779b97f4a7c15 }
 
-// member is one assigned item.
+// member is one assigned item. The index holds up to MaxEntries of them,
+// so it is kept small: links to older items are distances back in seqs
+// (see link), not seqs.
 type member struct {
 	key   string // memKey of the item
 	story string
 	at    time.Time
-	toks  []token          // the signature's tokens
-	anc   anchors          // the signature's anchors
-	next  [allBands]uint64 // seq of the next older item of each band
-	// storyPrev is the seq of the next older member of the same story
-	// (or of another whose id hashes alike: check story).
-	storyPrev uint64
+	toks  []token // the signature's tokens
+	anc   anchors // the signature's anchors
+	// next links to the next older item of each band.
+	next [allBands]link
+	// storyPrev links to the next older member of the same story (or of
+	// another whose id hashes alike: check story).
+	storyPrev link
+}
+
+// link is a member's reference to an older item: how many seqs back it
+// is, 0 for none. Live items are fewer than maxEntries apart, so a
+// distance that does not fit can only lead to an evicted item: it is
+// stored as none.
+type link uint32
+
+// maxEntries bounds Options.MaxEntries, so that any two live items are
+// fewer than 2^32 seqs apart (see link).
+const maxEntries = 1 << 31
+
+// linkTo is the link from the item numbered seq to the older one numbered
+// older (0: none).
+func linkTo(seq, older uint64) link {
+	if older == 0 || older >= seq || seq-older > math.MaxUint32 {
+		return 0
+	}
+	return link(seq - older)
+}
+
+// from is the seq that l, held by the item numbered seq, leads to (0:
+// none).
+func (l link) from(seq uint64) uint64 {
+	if l == 0 {
+		return 0
+	}
+	return seq - uint64(l)
 }
 
 // New returns an empty index.
@@ -290,6 +323,7 @@ func New(opts Options) *Index {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = DefaultMaxEntries
 	}
+	opts.MaxEntries = min(opts.MaxEntries, maxEntries)
 	x := &Index{
 		opts: opts,
 		head: 1,
@@ -314,9 +348,9 @@ func (x *Index) Len() int {
 // story named after d (isNew true). An item assigned (or remembered)
 // before keeps its story.
 func (x *Index) Assign(d Doc) (storyID string, isNew bool) {
-	scratch := scratchPool.Get().(*[scratchLen]token)
+	scratch := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(scratch)
-	sig := signDoc(d, scratch[:])
+	sig := signDoc(d, scratch)
 	return x.assignMem(memKey(d), d, &sig)
 }
 
@@ -328,9 +362,9 @@ func (x *Index) Remember(d Doc, storyID string) {
 	if x.Known(key) {
 		return // cheaper than signing it again
 	}
-	scratch := scratchPool.Get().(*[scratchLen]token)
+	scratch := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(scratch)
-	sig := signDoc(d, scratch[:])
+	sig := signDoc(d, scratch)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	kh := x.keyHash(key)
@@ -354,30 +388,42 @@ func (x *Index) Known(id string) bool {
 // the words of the longest headline (tokenize stops only between texts).
 const scratchLen = 256
 
-// scratchPool holds the scratch arrays of sign: a signature's tokens stay
-// in them until insertNewLocked copies them to the index's slab.
-var scratchPool = sync.Pool{New: func() any { return new([scratchLen]token) }}
+// scratch is where signDoc puts a signature's tokens and figures.
+type scratch struct {
+	toks [scratchLen]token
+	figs [maxFigs]figure
+}
+
+// scratchPool holds the scratch arrays of signDoc: a signature's tokens
+// and figures stay in them until insertNewLocked copies them to the
+// index's slabs.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // slabLen is the size of the arrays that hold the tokens of the items in
 // memory: one allocation per slabLen tokens instead of one per item.
 // Items leave in arrival order, so a slab is freed soon after its last
-// item is evicted.
-const slabLen = 8192
+// item is evicted. The figures of items (a few each, most have none)
+// share arrays of figSlabLen.
+const (
+	slabLen    = 8192
+	figSlabLen = 1024
+)
 
-// keepLocked copies toks to the slab.
-func (x *Index) keepLocked(toks []token) []token {
-	if len(toks) == 0 {
+// keep copies s to *slab (a new one of size when it is full), or to an
+// array of its own when s is large.
+func keep[T any](slab *[]T, s []T, size int) []T {
+	if len(s) == 0 {
 		return nil
 	}
-	if len(toks) > slabLen/8 {
-		return append([]token(nil), toks...)
+	if len(s) > size/8 {
+		return slices.Clone(s)
 	}
-	if len(x.slab)+len(toks) > cap(x.slab) {
-		x.slab = make([]token, 0, slabLen)
+	if len(*slab)+len(s) > cap(*slab) {
+		*slab = make([]T, 0, size)
 	}
-	n := len(x.slab)
-	x.slab = append(x.slab, toks...)
-	return x.slab[n : n+len(toks) : n+len(toks)]
+	n := len(*slab)
+	*slab = append(*slab, s...)
+	return (*slab)[n : n+len(s) : n+len(s)]
 }
 
 // assignMem is Assign without a store: look up, decide, insert, under one
@@ -402,7 +448,7 @@ func (x *Index) getLocked(seq uint64) *member {
 	if seq < x.head || seq >= x.next {
 		return nil
 	}
-	return &x.ring[seq&uint64(len(x.ring)-1)]
+	return &x.ring[seq%uint64(len(x.ring))]
 }
 
 func (x *Index) byKeyLocked(key string) *member {
@@ -484,7 +530,7 @@ func (x *Index) contradictionLocked(sig *signature, story string, explain bool) 
 		if m == nil {
 			return nil, agreement{}
 		}
-		seq = m.storyPrev
+		seq = m.storyPrev.from(seq)
 		if m.story != story {
 			continue // another story whose id hashes alike
 		}
@@ -514,7 +560,7 @@ func (x *Index) candidatesLocked(sig *signature, at time.Time, f func(m *member)
 				break
 			}
 			cur := seq
-			seq = m.next[i]
+			seq = m.next[i].from(seq)
 			for _, s := range seen[:nseen] {
 				if s == cur {
 					continue cands
@@ -544,7 +590,7 @@ func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Tim
 		x.newest = at
 	}
 	for x.head < x.next {
-		old := &x.ring[x.head&uint64(len(x.ring)-1)]
+		old := &x.ring[x.head%uint64(len(x.ring))]
 		if x.next-x.head < uint64(x.opts.MaxEntries) && x.newest.Sub(old.at) <= x.opts.Window {
 			break
 		}
@@ -561,34 +607,37 @@ func (x *Index) insertNewLocked(key string, kh uint64, story string, at time.Tim
 	}
 	seq := x.next
 	x.next++
-	m := &x.ring[seq&uint64(len(x.ring)-1)]
-	*m = member{key: key, story: story, at: at, toks: x.keepLocked(sig.toks), anc: sig.anc}
+	m := &x.ring[seq%uint64(len(x.ring))]
+	*m = member{key: key, story: story, at: at, toks: keep(&x.slab, sig.toks, slabLen), anc: sig.anc}
+	m.anc.figs = keep(&x.figSlab, sig.anc.figs, figSlabLen)
 	for _, t := range sig.toks {
 		if d := &x.df[uint16(t.id())]; *d < ^uint8(0) {
 			*d++
 		}
 	}
 	x.ids.swap(kh, seq)
-	m.storyPrev = x.stories.swap(x.keyHash(story), seq)
+	m.storyPrev = linkTo(seq, x.stories.swap(x.keyHash(story), seq))
 	if len(sig.toks) >= minTokens {
 		for i, v := range sig.mins {
 			if v == noBand {
 				continue
 			}
 			k := bandKey(i, v)
-			m.next[i] = x.bands.swap(k, seq)
+			m.next[i] = linkTo(seq, x.bands.swap(k, seq))
 		}
 	}
 	x.sweepLocked()
 }
 
-// growLocked doubles the ring (a power of two, so that a seq's slot is
-// seq&(len-1)); it starts small and grows with the items held.
+// growLocked grows the ring (a seq's slot is seq modulo its length): it
+// starts small and doubles with the items held, up to MaxEntries, so that
+// a full index holds no more slots than items.
 func (x *Index) growLocked() {
-	n := max(64, 2*len(x.ring))
+	n := min(max(64, 2*len(x.ring)), x.opts.MaxEntries)
+	n = max(n, int(x.next-x.head)+1)
 	ring := make([]member, n)
 	for seq := x.head; seq < x.next; seq++ {
-		ring[seq&uint64(n-1)] = x.ring[seq&uint64(len(x.ring)-1)]
+		ring[seq%uint64(n)] = x.ring[seq%uint64(len(x.ring))]
 	}
 	x.ring = ring
 }
