@@ -154,11 +154,10 @@ func ReplayDead(ctx context.Context, b *bus.Bus, cfg config.NotifierConfig, w io
 	if err != nil {
 		return err
 	}
-	kv, err := b.KV(ctx, event.BucketDelivered)
+	l, err := openLedger(ctx, b)
 	if err != nil {
 		return fmt.Errorf("notifier: dlq replay: %w", err)
 	}
-	l := ledger{kv: kv}
 	st, err := b.EnsureStream(ctx, event.StreamDead)
 	if err != nil {
 		return fmt.Errorf("notifier: dlq replay: %w", err)

@@ -12,6 +12,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/services/notifier/alert"
 )
@@ -48,6 +49,17 @@ import (
 // the other gets errConflict and looks again.
 type ledger struct {
 	kv jetstream.KeyValue
+}
+
+// openLedger opens the bucket, with its compare-and-set writes made
+// through bus.CAS: each delivery writes several, and nats.go's general
+// publish path cost as much client CPU as the requests themselves.
+func openLedger(ctx context.Context, b *bus.Bus) (ledger, error) {
+	kv, err := b.KV(ctx, event.BucketDelivered)
+	if err != nil {
+		return ledger{}, err
+	}
+	return ledger{kv: b.CAS(kv)}, nil
 }
 
 // kvTimeout bounds one ledger (or dead-letter) operation.

@@ -23,11 +23,11 @@ import (
 func newTestLedger(t *testing.T) ledger {
 	t.Helper()
 	b := bustest.New(t)
-	kv, err := b.KV(context.Background(), event.BucketDelivered)
+	l, err := openLedger(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ledger{kv: kv}
+	return l
 }
 
 // TestLedgerKeys pins the key layout: buckets written by earlier versions

@@ -310,7 +310,7 @@ func (s *Service) Ready() error {
 // and their messages handed back; Run then returns nil.
 func (s *Service) Run(ctx context.Context) error {
 	err := bus.Retry(ctx, s.log, "notifier setup", func(ctx context.Context) error {
-		kv, err := s.b.KV(ctx, event.BucketDelivered)
+		l, err := openLedger(ctx, s.b)
 		if err != nil {
 			return err
 		}
@@ -322,7 +322,7 @@ func (s *Service) Run(ctx context.Context) error {
 				return err
 			}
 		}
-		s.ledger.Store(&ledger{kv: kv})
+		s.ledger.Store(&l)
 		return nil
 	})
 	if err != nil {

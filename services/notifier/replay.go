@@ -129,11 +129,11 @@ func Replay(ctx context.Context, b *bus.Bus, cfg config.NotifierConfig, req Repl
 	if err != nil {
 		return ReplayReport{}, err
 	}
-	kv, err := b.KV(ctx, event.BucketDelivered)
+	l, err := openLedger(ctx, b)
 	if err != nil {
 		return ReplayReport{}, fmt.Errorf("notifier: replay: %w", err)
 	}
-	rep, err := s.replay(ctx, ledger{kv: kv}, req, emit)
+	rep, err := s.replay(ctx, l, req, emit)
 	rep.By = "this process"
 	return rep, err
 }
