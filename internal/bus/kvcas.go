@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -37,6 +38,11 @@ type casKV struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	prefix string
+
+	// stream is the bucket's stream, looked up on the first create that
+	// finds the key taken (for its direct gets); guarded by mu.
+	mu     sync.Mutex
+	stream jetstream.Stream
 }
 
 // As nats.go's synchronous publish: a stream that has no responder (a
@@ -76,7 +82,7 @@ func (c *casKV) Update(ctx context.Context, key string, value []byte, revision u
 // deleted reports whether the key's last message is a delete or purge
 // marker, and its revision.
 func (c *casKV) deleted(ctx context.Context, key string) (uint64, bool) {
-	s, err := c.js.Stream(ctx, "KV_"+c.KeyValue.Bucket())
+	s, err := c.bucketStream(ctx)
 	if err != nil {
 		return 0, false
 	}
@@ -89,6 +95,22 @@ func (c *casKV) deleted(ctx context.Context, key string) (uint64, bool) {
 		return m.Sequence, true
 	}
 	return 0, false
+}
+
+// bucketStream is the bucket's stream, looked up once: creates that find
+// the key taken are common (the later reports of a story), and a lookup
+// costs more than the get it serves.
+func (c *casKV) bucketStream(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stream == nil {
+		s, err := c.js.Stream(ctx, "KV_"+c.KeyValue.Bucket())
+		if err != nil {
+			return nil, err
+		}
+		c.stream = s
+	}
+	return c.stream, nil
 }
 
 // put stores value under key if the key's last message is at revision (0:
