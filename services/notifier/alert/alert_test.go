@@ -1,6 +1,8 @@
 package alert_test
 
 import (
+	"bytes"
+	stdjson "encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -165,6 +167,47 @@ func TestSource(t *testing.T) {
 	} {
 		if got := alert.Source(tc.it); got != tc.want {
 			t.Errorf("Source(%+v) = %q, want %q", tc.it, got, tc.want)
+		}
+	}
+}
+
+// TestMarshalBodyAsEncodingJSON: the body is byte for byte what
+// encoding/json (without HTML escaping) writes, as bodies were written
+// before, whatever the text holds: HTML characters, line and paragraph
+// separators, control characters, invalid UTF-8, floats of every form.
+func TestMarshalBodyAsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	texts := []string{
+		"plain", `a<b>&c "quoted" \ back`, "x\u2028y\u2029z", "bad\xff\xfeutf8", "\xed\xa0\x80 surrogate",
+		"ctl\x00\x01\x1f\t\n\r\x7f", "日本語の見出し", "emoji 😀", "",
+	}
+	scores := []float64{0, 1, 0.1, 1e21, 1e20, 1e-7, 0.000001, 5e-324, 123456789.125, 3.141592653589793, -2.5}
+	for _, text := range texts {
+		it := &event.Item{
+			ID: "id-" + text, FeedURL: "https://example.org/feed?a=1&b=<2>", FeedTitle: text, Title: text,
+			Link: "https://example.org/" + text, Summary: text, Published: "2026-12-04T10:00:00Z",
+			FetchedAt: "2026-12-04T10:00:01.123456789Z", Lang: "en", Topics: []string{"trade", text},
+			Scores: map[string]float64{}, Matches: map[string][]string{text: {text, "x"}, "trade": {"tariff"}}, StoryID: text,
+		}
+		for i, f := range scores {
+			it.Scores[string(rune('a'+i))+text] = f
+		}
+		b := alert.NewBatch("desk "+text, "webhook", it, &event.Item{ID: "second"})
+		b.Updates = map[string]string{it.ID: "first-" + text, "second": "a"}
+		got, err := alert.MarshalBody(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		withTopics := *b.Items[1]
+		withTopics.Topics = []string{}
+		var want bytes.Buffer
+		enc := stdjson.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(alert.Body{Subscriber: b.Subscriber, Kind: b.Event(), Updates: b.Updates, Items: []*event.Item{it, &withTopics}}); err != nil {
+			t.Fatal(err)
+		}
+		if w := bytes.TrimSuffix(want.Bytes(), []byte{'\n'}); !bytes.Equal(got, w) {
+			t.Errorf("text %q:\n got %s\nwant %s", text, got, w)
 		}
 	}
 }
