@@ -3,7 +3,9 @@ package notifier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -114,19 +116,135 @@ func TestStoryRoleRemembered(t *testing.T) {
 }
 
 // TestStoryCacheBounds: an entry is not remembered past half the bucket's
-// TTL after it was made, nor past storyCacheFor.
+// TTL after it was made, nor past storyCacheFor, nor when unreadable.
 func TestStoryCacheBounds(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	var c storyCache
+	fetched := func(first string) func() (string, time.Time, error) {
+		return func() (string, time.Time, error) { return first, time.Now(), nil }
+	}
 	c.put("old", "a", time.Now().Add(-bus.DeliveredTTL/2-time.Minute))
-	if _, ok := c.get("old"); ok {
-		t.Error("an entry made more than half the TTL ago is remembered")
+	if first, err := c.first(ctx, "old", fetched("fetched")); err != nil || first != "fetched" {
+		t.Errorf("an entry made more than half the TTL ago is remembered: %q, %v", first, err)
 	}
 	c.put("new", "b", time.Now())
-	if first, ok := c.get("new"); !ok || first != "b" {
-		t.Errorf("get = %q, %v; want b", first, ok)
+	if first, err := c.first(ctx, "new", fetched("fetched")); err != nil || first != "b" {
+		t.Errorf("first = %q, %v; want b remembered", first, err)
 	}
 	if e := c.m["new"]; e.until.After(time.Now().Add(storyCacheFor)) {
 		t.Errorf("remembered until %s, past %s from now", e.until, storyCacheFor)
+	}
+	c.put("garbled", "", time.Time{})
+	if _, ok := c.m["garbled"]; ok {
+		t.Error("an unreadable entry is remembered")
+	}
+}
+
+// blockingStoryKV holds every create of a story entry until release is
+// closed, and counts them.
+type blockingStoryKV struct {
+	jetstream.KeyValue
+	storyCreates atomic.Int32
+	release      chan struct{}
+}
+
+func (k *blockingStoryKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if strings.HasPrefix(key, "story.") {
+		k.storyCreates.Add(1)
+		<-k.release
+	}
+	return k.KeyValue.Create(ctx, key, value, opts...)
+}
+
+// TestStoryReportsTogether: reports of one story that this notifier takes
+// at the same time wait for the one making the story's entry rather than
+// each losing the create and reading the entry, and learn the same first
+// report.
+func TestStoryReportsTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := bustest.New(t)
+	l, err := openLedger(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &blockingStoryKV{KeyValue: l.kv, release: make(chan struct{})}
+	l = ledger{kv: kv}
+	cfg := testConfig(config.Subscriber{Name: "desk", Topics: []string{"trade"}, Webhook: &config.Webhook{URL: "http://127.0.0.1:9/"}})
+	s, err := New(*cfg, b, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := s.subs[0]
+	const n = 6
+	var (
+		wg    sync.WaitGroup
+		roles [n]string
+		errs  [n]error
+	)
+	report := func(i int) {
+		wg.Go(func() {
+			roles[i], errs[i] = s.storyRole(ctx, l, sub, storyItem(fmt.Sprintf("t%d", i), "t0", fmt.Sprintf("Wire %d", i)))
+		})
+	}
+	report(0)
+	bustest.Eventually(t, waitLong, func() bool { return kv.storyCreates.Load() == 1 }, "the first report does not create the story entry")
+	for i := 1; i < n; i++ {
+		report(i)
+	}
+	key := storyKey("desk", "t0")
+	bustest.Eventually(t, waitLong, func() bool {
+		return kv.storyCreates.Load() == n || s.stories.waiting(key) == n-1
+	}, "the later reports do not ask for the story entry")
+	close(kv.release)
+	wg.Wait()
+	if c := kv.storyCreates.Load(); c != 1 {
+		t.Errorf("story entry creates = %d, want 1", c)
+	}
+	for i := range n {
+		want := "t0"
+		if i == 0 {
+			want = ""
+		}
+		if errs[i] != nil || roles[i] != want {
+			t.Errorf("report t%d: role %q, %v; want %q", i, roles[i], errs[i], want)
+		}
+	}
+}
+
+// TestStoryCacheFailureNotShared: when the call a report waits for fails,
+// the report asks for the entry itself rather than share the failure.
+func TestStoryCacheFailureNotShared(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var c storyCache
+	release := make(chan struct{})
+	var firstErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, firstErr = c.first(ctx, "k", func() (string, time.Time, error) {
+			<-release
+			return "", time.Time{}, errors.New("story log down (test)")
+		})
+	})
+	bustest.Eventually(t, waitLong, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.inflight["k"] != nil
+	}, "no call under way")
+	var got string
+	var err error
+	wg.Go(func() {
+		got, err = c.first(ctx, "k", func() (string, time.Time, error) { return "a", time.Now(), nil })
+	})
+	bustest.Eventually(t, waitLong, func() bool { return c.waiting("k") == 1 }, "the second report does not wait")
+	close(release)
+	wg.Wait()
+	if firstErr == nil {
+		t.Error("the failing call succeeded")
+	}
+	if err != nil || got != "a" {
+		t.Errorf("waiter got %q, %v; want its own answer a", got, err)
 	}
 }

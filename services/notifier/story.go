@@ -3,6 +3,7 @@ package notifier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -68,27 +69,20 @@ func (s *Service) storyRoles(ctx context.Context, l ledger, subs []*subscriber, 
 // (it won the create, or it won it before and this is a redelivery), else
 // the id of the first report.
 func (s *Service) storyRole(ctx context.Context, l ledger, sub *subscriber, it *event.Item) (string, error) {
-	key := storyKey(sub.name, it.StoryID)
-	if first, ok := s.stories.get(key); ok {
-		if first == it.ID {
-			return "", nil
-		}
-		return first, nil
-	}
-	rec, created, err := l.firstReport(ctx, sub.name, it.StoryID, storyRecord{FirstItemID: it.ID, FirstAt: s.pipe.now().UTC()})
+	first, err := s.stories.first(ctx, storyKey(sub.name, it.StoryID), func() (string, time.Time, error) {
+		rec, created, err := l.firstReport(ctx, sub.name, it.StoryID, storyRecord{FirstItemID: it.ID, FirstAt: s.pipe.now().UTC()})
+		return rec.FirstItemID, created, err
+	})
 	if err != nil {
 		return "", err
 	}
-	if rec.FirstItemID == "" {
-		// Unreadable: nothing names another first report, so this one
-		// alerts rather than be lost as an update of nothing.
+	if first == "" || first == it.ID {
+		// "": the entry is unreadable. Nothing names another first
+		// report, so this one alerts rather than be lost as an update of
+		// nothing.
 		return "", nil
 	}
-	s.stories.put(key, rec.FirstItemID, created)
-	if rec.FirstItemID == it.ID {
-		return "", nil
-	}
-	return rec.FirstItemID, nil
+	return first, nil
 }
 
 // roleWait is the story roles of a message's subscribers, decided while
@@ -136,9 +130,15 @@ func (j *job) awaitRole() bool {
 // created, never changed, and goes only when the bucket's TTL removes it;
 // so what it names is remembered for at most storyCacheFor and never
 // beyond half the TTL after the entry was made, well before it can go.
+//
+// Reports of one story often come in together (a wire story in several
+// feeds of one poll): while one of them makes or reads the story's entry,
+// the others here wait for its answer instead of each losing the create
+// and reading the entry (three round trips each).
 type storyCache struct {
-	mu sync.Mutex
-	m  map[string]storyCached
+	mu       sync.Mutex
+	m        map[string]storyCached
+	inflight map[string]*storyCall
 }
 
 type storyCached struct {
@@ -146,29 +146,85 @@ type storyCached struct {
 	until time.Time
 }
 
+// storyCall is a story entry being made or read; first and err are set
+// before done is closed.
+type storyCall struct {
+	done    chan struct{}
+	waiters int // guarded by storyCache.mu
+	first   string
+	err     error
+}
+
 const (
 	storyCacheFor = time.Hour
 	storyCacheMax = 100_000
 )
 
-func (c *storyCache) get(key string) (string, bool) {
+// first returns the first report the story entry at key names: remembered,
+// learnt from a call under way for the same key, or from fetch (which
+// makes or reads the entry and says when it was made). A failed call is
+// not shared: each waiter then calls fetch itself.
+func (c *storyCache) first(ctx context.Context, key string, fetch func() (string, time.Time, error)) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
-	if !ok || !time.Now().Before(e.until) {
-		return "", false
+	if e, ok := c.m[key]; ok && time.Now().Before(e.until) {
+		c.mu.Unlock()
+		return e.first, nil
 	}
-	return e.first, true
+	if call, ok := c.inflight[key]; ok {
+		call.waiters++
+		c.mu.Unlock()
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return "", fmt.Errorf("notifier: story entry: %w", ctx.Err())
+		}
+		if call.err == nil {
+			return call.first, nil
+		}
+		first, created, err := fetch()
+		if err == nil {
+			c.put(key, first, created)
+		}
+		return first, err
+	}
+	call := &storyCall{done: make(chan struct{})}
+	if c.inflight == nil {
+		c.inflight = map[string]*storyCall{}
+	}
+	c.inflight[key] = call
+	c.mu.Unlock()
+
+	first, created, err := fetch()
+	if err == nil {
+		c.put(key, first, created)
+	}
+	c.mu.Lock()
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	call.first, call.err = first, err
+	close(call.done)
+	return first, err
 }
 
-// put remembers that the entry at key, made at created, names first.
+// waiting is how many callers wait for the call under way for key.
+func (c *storyCache) waiting(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if call := c.inflight[key]; call != nil {
+		return call.waiters
+	}
+	return 0
+}
+
+// put remembers that the entry at key, made at created, names first. An
+// unreadable entry (first "", created zero) is not remembered.
 func (c *storyCache) put(key, first string, created time.Time) {
 	now := time.Now()
 	until := created.Add(bus.DeliveredTTL / 2)
 	if limit := now.Add(storyCacheFor); limit.Before(until) {
 		until = limit
 	}
-	if !now.Before(until) {
+	if first == "" || !now.Before(until) {
 		return
 	}
 	c.mu.Lock()
