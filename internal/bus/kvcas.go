@@ -17,10 +17,10 @@ import (
 // to the bucket's stream with the expected-last-subject-sequence header,
 // its PubAck decoded without reflection. Every other method is kv's.
 //
-// nats.go's versions do the same on the wire, but through its general
-// publish path (publish options, a second header map, encoding/json for
-// the PubAck): per stored message that was about as much of the client's
-// CPU as the request itself, and the notifier stores several per delivery.
+// nats.go's versions do the same on the wire, through its general publish
+// path: publish options, a strings.Builder and header map per call, and
+// encoding/json's decode of the PubAck; the notifier makes several such
+// writes per delivery.
 // The results are nats.go's: Create fails with an error matching
 // jetstream.ErrKeyExists when the key holds a value (over a delete or purge
 // marker it writes, as nats.go does), Update with one matching
