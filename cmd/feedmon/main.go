@@ -21,6 +21,8 @@ import (
 	// Quiet hours name IANA time zones; container images may have no zoneinfo.
 	_ "time/tzdata"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/cmd/feedmon/bench"
 	"github.com/feedmon/feedmon/internal/bus"
@@ -220,6 +222,7 @@ func cmdServe(ctx context.Context, args []string, services []string, stdout, std
 	}
 	log := telemetry.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	warn(log, cfg, services)
+	setMemoryLimit(log, memlimit.FromCgroup)
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
