@@ -408,6 +408,10 @@ type ConsumeOptions struct {
 	Consumer jetstream.ConsumerConfig
 	// Workers is how many messages are handled at once.
 	Workers int
+	// Batch is how many messages one pull request asks for (default
+	// twice Workers). A handler that hands its message on and returns at
+	// once (and settles it later) wants batches larger than its workers.
+	Batch int
 	// Grace is how long in-flight handlers may run after ctx ends before
 	// their own context is cancelled.
 	Grace time.Duration
@@ -424,6 +428,9 @@ type ConsumeOptions struct {
 func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 	if opts.Workers < 1 {
 		opts.Workers = 1
+	}
+	if opts.Batch < 1 {
+		opts.Batch = 2 * opts.Workers
 	}
 	if opts.Grace == 0 {
 		opts.Grace = 6 * time.Second
@@ -455,7 +462,7 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 		if err != nil {
 			return // ctx ended
 		}
-		iter, err := cons.Messages(jetstream.PullMaxMessages(opts.Workers*2), jetstream.PullHeartbeat(5*time.Second))
+		iter, err := cons.Messages(jetstream.PullMaxMessages(opts.Batch), jetstream.PullHeartbeat(5*time.Second))
 		if err != nil {
 			b.log.Warn("consume: messages", "consumer", opts.Consumer.Durable, "err", err)
 			continue

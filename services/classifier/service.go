@@ -3,7 +3,6 @@ package classifier
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -15,20 +14,33 @@ import (
 	"github.com/feedmon/feedmon/internal/bus"
 	"github.com/feedmon/feedmon/internal/config"
 	"github.com/feedmon/feedmon/internal/event"
+	"github.com/feedmon/feedmon/internal/grace"
 	"github.com/feedmon/feedmon/internal/story"
 	"github.com/feedmon/feedmon/internal/telemetry"
 )
 
-// Consumer settings. An item is classified in microseconds, so AckWait only
-// has to cover publishing its topics while NATS is slow.
+// Consumer settings. An item is classified in microseconds and its
+// publications are settled by another goroutine (see settle.go), so a few
+// workers keep up with a lot: each handles one message at a time from
+// decoding to handing its publications over.
 const (
 	ackWait       = 30 * time.Second
 	maxDeliver    = 20
 	maxAckPending = 1024
-	workers       = 32
-	// publishTimeout bounds publishing one item's topics; past it the
-	// message is handed back and redelivered.
+	workers       = 8
+	// pullBatch is how many items one pull request asks for: items wait
+	// for their PubAcks after their worker has moved on, so a batch is
+	// worth more than twice the workers.
+	pullBatch = 128
+	// publishTimeout bounds the wait for one item's publications; past it
+	// the item is handed back and redelivered.
 	publishTimeout = 20 * time.Second
+	// retryDelay is how long an item whose publication failed waits
+	// before it is redelivered.
+	retryDelay = 2 * time.Second
+	// settleGrace is how long, once Run's context ends, PubAcks of items
+	// in flight are waited for before the items are handed back.
+	settleGrace = 6 * time.Second
 	// stopTimeout bounds waiting for the story follower to stop.
 	stopTimeout = 5 * time.Second
 )
@@ -180,6 +192,16 @@ func (s *Service) openStories(ctx context.Context) (stop func(), err error) {
 }
 
 func (s *Service) consume(ctx context.Context) {
+	// At most maxAckPending items are unacknowledged, so a queue that
+	// size never holds a worker up for long.
+	out := make(chan *outgoing, maxAckPending)
+	settleCtx, cancel := grace.Context(ctx, settleGrace)
+	defer cancel()
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		s.settle(settleCtx, out)
+	}()
 	s.bus.Consume(ctx, bus.ConsumeOptions{
 		Stream: event.StreamItems,
 		Consumer: jetstream.ConsumerConfig{
@@ -193,11 +215,17 @@ func (s *Service) consume(ctx context.Context) {
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 		},
 		Workers: workers,
+		Batch:   pullBatch,
 		Ready:   &s.ready,
-	}, s.handle)
+	}, func(ctx context.Context, msg jetstream.Msg) { s.handle(ctx, msg, out) })
+	// Every handler has returned: nothing more is sent on out.
+	close(out)
+	<-settled
 }
 
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
+// handle classifies one item and publishes it to each of its topics,
+// handing the publications to the settler, which acknowledges the item.
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg, out chan<- *outgoing) {
 	it, err := event.Unmarshal(msg.Data())
 	if err != nil {
 		// A message that is not an item will never become one: drop it
@@ -225,22 +253,30 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.TermWithReason("unencodable item")
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
+	o := &outgoing{
+		msg:      msg,
+		itemID:   it.ID,
+		topics:   res.Topics,
+		futs:     make([]jetstream.PubAckFuture, 0, len(res.Topics)),
+		deadline: start.Add(publishTimeout),
+	}
 	for _, topic := range res.Topics {
 		// The message id makes a redelivered item's re-publication a no-op.
-		if _, err := s.bus.Publish(pctx, event.ClassifiedSubject(topic), event.ClassifiedMsgID(it.ID, topic), data); err != nil {
+		f, err := s.bus.PublishAsync(event.ClassifiedSubject(topic), event.ClassifiedMsgID(it.ID, topic), data)
+		if err != nil {
 			s.errors.WithLabelValues("publish").Inc()
 			s.log.Warn("publish classified item, will retry", "item_id", it.ID, "topic", topic, "err", err)
-			_ = msg.NakWithDelay(2 * time.Second)
+			_ = msg.NakWithDelay(retryDelay)
 			return
 		}
+		o.futs = append(o.futs, f)
 	}
-	if err := msg.Ack(); err != nil {
-		s.log.Warn("ack item", "item_id", it.ID, "err", fmt.Errorf("classifier: %w", err))
-	}
-	for _, topic := range res.Topics {
-		s.m.ItemsClassified.WithLabelValues(topic).Inc()
+	select {
+	case out <- o:
+	case <-ctx.Done():
+		// The grace period is over: hand the item back, its copies are
+		// duplicates next time.
+		_ = msg.Nak()
 	}
 }
 
