@@ -517,7 +517,7 @@ func (b *Bus) Consume(ctx context.Context, opts ConsumeOptions, h Handler) {
 // for the stream's acknowledgement: the future says how it went. Callers
 // that must know retry a failed one with Publish.
 func (b *Bus) PublishAsync(subject, msgID string, data []byte) (jetstream.PubAckFuture, error) {
-	f, err := b.js.PublishAsync(subject, data, jetstream.WithMsgID(msgID))
+	f, err := b.js.PublishMsgAsync(idMsg(subject, msgID, data))
 	if err != nil {
 		return nil, fmt.Errorf("bus: publish %s: %w", subject, err)
 	}
@@ -557,7 +557,7 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) (
 	delay := 100 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := b.js.Publish(actx, subject, data, jetstream.WithMsgID(msgID))
+		ack, err := b.js.PublishMsg(actx, idMsg(subject, msgID, data))
 		cancel()
 		if err == nil {
 			return ack, nil
@@ -572,6 +572,13 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) (
 		}
 		delay = min(delay*2, 2*time.Second)
 	}
+}
+
+// idMsg is a message with a Nats-Msg-Id header. Built whole here rather
+// than through jetstream.WithMsgID, which allocates its options and sets
+// the header through canonicalisation on every publish.
+func idMsg(subject, msgID string, data []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
 }
 
 func splitHostPort(s string) (string, int, error) {
