@@ -6,7 +6,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,19 +13,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/feedmon/feedmon/cmd/feedmon/app"
 	"github.com/feedmon/feedmon/internal/config"
-	"github.com/feedmon/feedmon/internal/event"
 	"github.com/feedmon/feedmon/internal/procstat"
 	"github.com/feedmon/feedmon/services/poller"
 	"github.com/feedmon/feedmon/services/poller/websub/hubtest"
@@ -408,96 +403,4 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// sink is the webhook receiver; it records each item's fetch → delivery
-// latency once (a re-send would be a bug, counted separately).
-type sink struct {
-	srv   *http.Server
-	url   string
-	count atomic.Int64
-	mu    sync.Mutex
-	seen  map[string]bool
-	lat   []time.Duration
-	// fresh are publication → delivery times, when published knows them.
-	fresh     []time.Duration
-	published func(link string) (time.Time, bool)
-	// bufs hold request bodies while they are decoded.
-	bufs sync.Pool
-}
-
-func newSink(total int, published func(string) (time.Time, bool)) (*sink, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("bench: sink: %w", err)
-	}
-	s := &sink{url: "http://" + ln.Addr().String() + "/hook", seen: make(map[string]bool, total), lat: make([]time.Duration, 0, total), published: published}
-	s.bufs.New = func() any { return new(bytes.Buffer) }
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln)
-	return s, nil
-}
-
-func (s *sink) Close() { s.srv.Close() }
-
-func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
-	// The sink is part of the measured process: it reads the body whole
-	// into a reused buffer and decodes only the fields it uses, with the
-	// codec feedmon uses for items, so that it costs little beside the
-	// pipeline it measures. (go-json decodes from a copy of its input:
-	// nothing decoded points into the buffer.)
-	buf := s.bufs.Get().(*bytes.Buffer)
-	defer s.bufs.Put(buf)
-	buf.Reset()
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, 16<<20)); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var body struct {
-		Items []*sinkItem `json:"items"`
-	}
-	if err := json.Unmarshal(buf.Bytes(), &body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.mu.Lock()
-	for _, it := range body.Items {
-		if s.seen[it.ID] {
-			continue
-		}
-		s.seen[it.ID] = true
-		if f := it.FetchedTime(); !f.IsZero() {
-			s.lat = append(s.lat, now.Sub(f))
-		}
-		if p, ok := s.published(it.Link); ok {
-			s.fresh = append(s.fresh, now.Sub(p))
-		}
-		s.count.Add(1)
-	}
-	s.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// sinkItem is what the sink reads of each delivered item.
-type sinkItem struct {
-	ID        string `json:"id"`
-	Link      string `json:"link"`
-	FetchedAt string `json:"fetched_at"`
-}
-
-// FetchedTime is as event.Item's.
-func (it *sinkItem) FetchedTime() time.Time {
-	return (&event.Item{FetchedAt: it.FetchedAt}).FetchedTime()
-}
-
-// latencies returns fetch → delivery and publication → delivery times,
-// sorted.
-func (s *sink) latencies() (lat, fresh []time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lat, fresh = slices.Clone(s.lat), slices.Clone(s.fresh)
-	slices.Sort(lat)
-	slices.Sort(fresh)
-	return lat, fresh
 }
