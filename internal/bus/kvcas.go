@@ -169,6 +169,9 @@ type casAck struct {
 // isWrongLastSeq reports whether err is the stream's compare-and-set
 // failure: 10071, or 10164 from a replicated stream.
 func isWrongLastSeq(err error) bool {
+	if err == nil {
+		return false // before apiErr, which escapes: no allocation per write
+	}
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return false
