@@ -20,7 +20,8 @@ const memLimitRatio = 0.9
 // setMemoryLimit gives the Go runtime a soft memory limit of
 // memLimitRatio of the memory limit of the container feedmon runs in, as
 // limit reads it (memlimit.FromCgroup), unless GOMEMLIMIT is set (the
-// runtime applies it itself; GOMEMLIMIT=off: no limit). Without a limit
+// runtime applies it itself; GOMEMLIMIT=off: no limit). The library reads
+// AUTOMEMLIMIT for another share ("0.8") or none ("off"). Without a limit
 // the garbage collector lets the heap grow to about twice what is live
 // whatever the container allows: a first fetch of a long feed list could
 // get the process killed for memory it would have collected. It returns
@@ -36,7 +37,8 @@ func setMemoryLimit(log *slog.Logger, limit memlimit.Provider) int64 {
 		// Not in a container, or one whose limit cannot be read.
 		log.Debug("no container memory limit", "err", err)
 	case n < math.MaxInt64:
-		log.Info("go memory limit set from the container's", "limit", config.ByteSize(n).String(), "ratio", memLimitRatio)
+		// The share is memLimitRatio unless AUTOMEMLIMIT gave another.
+		log.Info("go memory limit set from the container's", "limit", config.ByteSize(n).String())
 	}
 	return debug.SetMemoryLimit(-1)
 }
