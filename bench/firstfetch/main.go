@@ -128,15 +128,25 @@ type result struct {
 	msgs      uint64        // messages in FEEDMON_ITEMS at the end (exactly the items: each once)
 	cpu       time.Duration // the feedmon process's CPU until then
 	peakRSS   int64         // bytes
-	total     int
-	raw       rawResult
-	loadavg1  float64
+	// classifiedThen is how many items the classifier had acknowledged
+	// when the last one reached FEEDMON_ITEMS: a poller that finishes
+	// sooner because the classifier lags has not done the work sooner.
+	classifiedThen uint64
+	// drained is /readyz 200 → the classifier has acknowledged every
+	// item; drainCPU and drainRSS are the process's CPU and peak RSS then.
+	drained  time.Duration
+	drainCPU time.Duration
+	drainRSS int64
+	total    int
+	raw      rawResult
+	loadavg1 float64
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("ready %s, all %d items in FEEDMON_ITEMS %s after /readyz (%.0f items/s; %d messages; %s after start), CPU %.2f s (%.3f ms/item), peak RSS %.0f MiB; plain fetch+parse %s (%.0f items/s, CPU %.3f ms/item incl. the feed server); load %.2f",
+	return fmt.Sprintf("ready %s, all %d items in FEEDMON_ITEMS %s after /readyz (%.0f items/s; %d messages; %s after start), CPU %.2f s (%.3f ms/item), peak RSS %.0f MiB, %d classified by then; all classified %s after /readyz, CPU %.2f s (%.3f ms/item), peak RSS %.0f MiB; plain fetch+parse %s (%.0f items/s, CPU %.3f ms/item incl. the feed server); load %.2f",
 		r.ready.Round(time.Millisecond), r.total, r.all.Round(time.Millisecond), float64(r.total)/r.all.Seconds(), r.msgs, r.fromStart.Round(time.Millisecond),
-		r.cpu.Seconds(), 1000*r.cpu.Seconds()/float64(r.total), float64(r.peakRSS)/(1<<20),
+		r.cpu.Seconds(), 1000*r.cpu.Seconds()/float64(r.total), float64(r.peakRSS)/(1<<20), r.classifiedThen,
+		r.drained.Round(time.Millisecond), r.drainCPU.Seconds(), 1000*r.drainCPU.Seconds()/float64(r.total), float64(r.drainRSS)/(1<<20),
 		r.raw.wall.Round(time.Millisecond), float64(r.raw.items)/r.raw.wall.Seconds(), 1000*r.raw.cpu.Seconds()/float64(r.raw.items), r.loadavg1)
 }
 
@@ -153,10 +163,14 @@ func median(rs []result) string {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	all := med(func(r result) float64 { return r.all.Seconds() })
-	return fmt.Sprintf("all items after /readyz %.2f s (%.0f items/s), after start %.2f s, CPU %.3f ms/item, peak RSS %.0f MiB; plain fetch+parse %.0f items/s",
+	return fmt.Sprintf("all items after /readyz %.2f s (%.0f items/s), after start %.2f s, CPU %.3f ms/item, peak RSS %.0f MiB, %.0f classified by then; all classified after /readyz %.2f s, CPU %.3f ms/item, peak RSS %.0f MiB; plain fetch+parse %.0f items/s",
 		all, float64(rs[0].total)/all, med(func(r result) float64 { return r.fromStart.Seconds() }),
 		med(func(r result) float64 { return 1000 * r.cpu.Seconds() / float64(r.total) }),
 		med(func(r result) float64 { return float64(r.peakRSS) / (1 << 20) }),
+		med(func(r result) float64 { return float64(r.classifiedThen) }),
+		med(func(r result) float64 { return r.drained.Seconds() }),
+		med(func(r result) float64 { return 1000 * r.drainCPU.Seconds() / float64(r.total) }),
+		med(func(r result) float64 { return float64(r.drainRSS) / (1 << 20) }),
 		med(func(r result) float64 { return float64(r.raw.items) / r.raw.wall.Seconds() }))
 }
 
@@ -259,6 +273,7 @@ feeds:
 				res.fromStart = time.Since(start)
 				res.cpu, res.peakRSS = procStats(cmd.Process.Pid)
 				res.msgs = info.State.Msgs
+				res.classifiedThen, _ = classified(ctx, js)
 				break
 			}
 		}
@@ -270,6 +285,20 @@ feeds:
 		case <-tick.C:
 		}
 	}
+	for {
+		if n, done := classified(ctx, js); done && n >= uint64(res.total) {
+			res.drained = time.Since(ready)
+			res.drainCPU, res.drainRSS = procStats(cmd.Process.Pid)
+			break
+		}
+		select {
+		case err := <-exited:
+			return res, fmt.Errorf("feedmon exited: %v (log in %s)", err, dir)
+		case <-ctx.Done():
+			return res, fmt.Errorf("not every item classified within %s (log in %s)", o.timeout, dir)
+		case <-tick.C:
+		}
+	}
 	// Anything published twice would show up here (Nats-Msg-Id dedupe).
 	time.Sleep(200 * time.Millisecond)
 	if st, err := js.Stream(ctx, "FEEDMON_ITEMS"); err == nil {
@@ -278,6 +307,21 @@ feeds:
 		}
 	}
 	return res, nil
+}
+
+// classified is how many items the classifier's consumer has acknowledged
+// (its ack floor, a stream sequence: FEEDMON_ITEMS holds nothing else), and
+// whether nothing is pending or awaiting acknowledgement.
+func classified(ctx context.Context, js jetstream.JetStream) (n uint64, done bool) {
+	c, err := js.Consumer(ctx, "FEEDMON_ITEMS", "classifier")
+	if err != nil {
+		return 0, false
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, false
+	}
+	return info.AckFloor.Stream, info.NumPending == 0 && info.NumAckPending == 0
 }
 
 // feedServer serves feed n at /f/n on host n mod hosts.
