@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +171,35 @@ func TestCASConflictOnReplicatedBucket(t *testing.T) {
 	}
 	if n, err := cas.Update(ctx, "k", []byte("v2"), rev); err != nil || n <= rev {
 		t.Errorf("update at revision: %d, %v", n, err)
+	}
+
+	// Writers racing on one key: while the first write is proposed and
+	// not yet applied, the stream leader refuses the others with 10164
+	// rather than 10071. Each must still lose as a conflict, one wins.
+	const keys, writers = 20, 8
+	for k := range keys {
+		key := fmt.Sprintf("race%d", k)
+		errs := make(chan error, writers)
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Go(func() {
+				_, err := cas.Create(ctx, key, []byte("v"))
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		won := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, jetstream.ErrKeyExists):
+				t.Errorf("%s: racing create: err = %v, want nil or %v", key, err, jetstream.ErrKeyExists)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%s: %d racing creates won, want 1", key, won)
+		}
 	}
 }
