@@ -6,6 +6,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -259,17 +261,12 @@ type feedServer struct {
 	// hub, in push mode, is advertised by every feed and pinged as each
 	// item is published.
 	hub *hubtest.Hub
-	// rendered holds each feed's last body: the server is part of the
-	// measured process, and a feed is asked for again (a re-poll, a ping)
-	// more often than it changes.
-	rendered []atomic.Pointer[feedBody]
-}
-
-// feedBody is feed n rendered with its first v items.
-type feedBody struct {
-	v    int
-	etag string
-	data []byte
+	// bufs are the buffers feed bodies are rendered into. Bodies are not
+	// kept: the server is part of the measured process, and at 100,000
+	// feeds they would be 50 MB of its heap that feedmon does not hold. A
+	// re-poll with the feed's ETag is answered 304 without rendering, so
+	// a body is rendered once per change of its feed, as it would be kept.
+	bufs sync.Pool
 }
 
 func newFeedServer(o Options, start time.Time) (*feedServer, error) {
@@ -277,7 +274,7 @@ func newFeedServer(o Options, start time.Time) (*feedServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: feed server: %w", err)
 	}
-	fs := &feedServer{o: o, url: "http://" + ln.Addr().String(), rendered: make([]atomic.Pointer[feedBody], o.Feeds)}
+	fs := &feedServer{o: o, url: "http://" + ln.Addr().String(), bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 	fs.start.Store(start.UnixNano())
 	fs.srv = &http.Server{Handler: http.HandlerFunc(fs.serve), ReadHeaderTimeout: 10 * time.Second}
 	go fs.srv.Serve(ln)
@@ -354,7 +351,9 @@ func (fs *feedServer) ping(ctx context.Context, start time.Time) {
 		case <-time.After(time.Until(at)):
 		}
 		n := j % fs.o.Feeds
-		fs.hub.Publish(fs.topic(n), fs.body(n, fs.visible(n)).data, "application/rss+xml; charset=utf-8")
+		buf := fs.render(n, fs.visible(n))
+		fs.hub.Publish(fs.topic(n), buf.Bytes(), "application/rss+xml; charset=utf-8")
+		fs.bufs.Put(buf)
 	}
 }
 
@@ -366,34 +365,34 @@ func (fs *feedServer) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body := fs.body(n, fs.visible(n))
+	v := fs.visible(n)
 	if fs.hub != nil {
 		w.Header().Set("Link", fmt.Sprintf(`<%s>; rel="hub", <%s>; rel="self"`, fs.hub.URL(), fs.topic(n)))
 	}
-	if r.Header.Get("If-None-Match") == body.etag {
+	// Feed n's body depends on v alone, so "n-v" is its entity tag.
+	etag := `"` + strconv.Itoa(n) + "-" + strconv.Itoa(v) + `"`
+	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	buf := fs.render(n, v)
 	w.Header().Set("Content-Type", "application/rss+xml; charset=utf-8")
-	w.Header().Set("ETag", body.etag)
-	w.Write(body.data)
+	w.Header().Set("ETag", etag)
+	w.Write(buf.Bytes())
+	fs.bufs.Put(buf)
 }
 
-// body is feed n with its first v items, newest first, rendered once per
-// v.
-func (fs *feedServer) body(n, v int) *feedBody {
-	if b := fs.rendered[n].Load(); b != nil && b.v == v {
-		return b
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>bench %d</title><link>https://bench.example/</link>`, n)
+// render returns feed n with its first v items, newest first, in a buffer
+// of fs.bufs, to be put back once written.
+func (fs *feedServer) render(n, v int) *bytes.Buffer {
+	b := fs.bufs.Get().(*bytes.Buffer)
+	b.Reset()
+	fmt.Fprintf(b, `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>bench %d</title><link>https://bench.example/</link>`, n)
 	for i := v - 1; i >= 0; i-- {
-		fmt.Fprintf(&b, `<item><title>Brussels imposes anti-dumping duties on imports of Chinese steel, report %d-%d</title><link>https://bench.example/%d/%d</link><guid>b-%d-%d</guid><description>The European Commission set provisional anti-dumping duties of up to 30%% on steel imports from China after complaints from EU producers.</description></item>`, n, i, n, i, n, i)
+		fmt.Fprintf(b, `<item><title>Brussels imposes anti-dumping duties on imports of Chinese steel, report %d-%d</title><link>https://bench.example/%d/%d</link><guid>b-%d-%d</guid><description>The European Commission set provisional anti-dumping duties of up to 30%% on steel imports from China after complaints from EU producers.</description></item>`, n, i, n, i, n, i)
 	}
 	b.WriteString(`</channel></rss>`)
-	fb := &feedBody{v: v, etag: fmt.Sprintf(`"%d-%d"`, n, v), data: []byte(b.String())}
-	fs.rendered[n].Store(fb)
-	return fb
+	return b
 }
 
 func freeAddr() (string, error) {
