@@ -426,6 +426,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.Rate, "rate", 0, "offered load in items/s (0: every item is there at the first fetch)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.DurationVar(&o.Interval, "interval", 0, "poll.interval (default 1s with -rate, else 10s)")
+	fs.BoolVar(&o.Stages, "stages", false, "after the run, split fetch → delivery where the items and classified streams stored each item")
 	fs.BoolVar(&o.Push, "push", false, "subscribe every feed through a local WebSub hub that pings as items are published (needs -rate)")
 	verbose := fs.Bool("v", false, "log what feedmon logs")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")

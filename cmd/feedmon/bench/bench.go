@@ -50,6 +50,9 @@ type Options struct {
 	// Push subscribes every feed through a local WebSub hub, which pings
 	// feedmon with the feed as each item is published (needs a rate).
 	Push bool
+	// Stages splits fetch → delivery at the moments the items and the
+	// classified streams stored each item (read after the run).
+	Stages bool
 }
 
 // Result is what one run measured.
@@ -70,6 +73,8 @@ type Result struct {
 	Interval                     time.Duration
 	CPUSeconds                   float64
 	PeakRSSMiB                   float64
+	// Stages, with Options.Stages: where fetch → delivery goes.
+	Stages []Stage
 }
 
 // Run runs one benchmark.
@@ -106,7 +111,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer feeds.Close()
-	sink, err := newSink(total, feeds.publishedAt)
+	sink, err := newSink(total, feeds.publishedAt, o.Stages)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +221,11 @@ subscribers:
 	lat, fresh := sink.latencies()
 	res.LatencyP50, res.LatencyP99, res.LatencyMax = percentiles(lat)
 	res.FreshP50, res.FreshP99, res.FreshMax = percentiles(fresh)
+	if o.Stages {
+		if res.Stages, err = stages(ctx, m.Bus, sink.arrivals()); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -248,6 +258,7 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "  publication→delivery latency p50 %s  p99 %s  max %s\n",
 			r.FreshP50.Round(time.Millisecond), r.FreshP99.Round(time.Millisecond), r.FreshMax.Round(time.Millisecond))
 	}
+	printStages(w, r.Stages)
 	fmt.Fprintf(w, "  CPU %.1f s (%.2f ms per item), peak RSS %.0f MiB\n", r.CPUSeconds, 1000*r.CPUSeconds/float64(r.Total), r.PeakRSSMiB)
 }
 

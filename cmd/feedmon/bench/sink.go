@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -32,7 +33,9 @@ type sink struct {
 	count atomic.Int64
 	mu    sync.Mutex
 	seen  map[string]bool
-	lat   []time.Duration
+	// arrived, when kept, is when each item was first received.
+	arrived map[string]time.Time
+	lat     []time.Duration
 	// fresh are publication → delivery times, when published knows them.
 	fresh     []time.Duration
 	published func(link string) (time.Time, bool)
@@ -44,12 +47,15 @@ type sink struct {
 // maxSinkBody bounds one request's body.
 const maxSinkBody = 16 << 20
 
-func newSink(total int, published func(string) (time.Time, bool)) (*sink, error) {
+func newSink(total int, published func(string) (time.Time, bool), keepArrivals bool) (*sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("bench: sink: %w", err)
 	}
 	s := &sink{ln: ln, url: "http://" + ln.Addr().String() + "/hook", seen: make(map[string]bool, total), lat: make([]time.Duration, 0, total), published: published}
+	if keepArrivals {
+		s.arrived = make(map[string]time.Time, total)
+	}
 	s.wg.Go(s.accept)
 	return s, nil
 }
@@ -182,6 +188,9 @@ func (s *sink) record(now time.Time, data []byte) error {
 			continue
 		}
 		s.seen[it.ID] = true
+		if s.arrived != nil {
+			s.arrived[it.ID] = now
+		}
 		if f := it.FetchedTime(); !f.IsZero() {
 			s.lat = append(s.lat, now.Sub(f))
 		}
@@ -203,6 +212,13 @@ type sinkItem struct {
 // FetchedTime is as event.Item's.
 func (it *sinkItem) FetchedTime() time.Time {
 	return (&event.Item{FetchedAt: it.FetchedAt}).FetchedTime()
+}
+
+// arrivals returns when each item was first received (nil unless kept).
+func (s *sink) arrivals() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.arrived)
 }
 
 // latencies returns fetch → delivery and publication → delivery times,

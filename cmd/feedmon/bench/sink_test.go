@@ -15,7 +15,7 @@ import (
 // comes, refuses a body it cannot decode and one without a length.
 func TestSinkHTTP(t *testing.T) {
 	t.Parallel()
-	s, err := newSink(10, func(string) (time.Time, bool) { return time.Time{}, false })
+	s, err := newSink(10, func(string) (time.Time, bool) { return time.Time{}, false }, false)
 	if err != nil {
 		t.Fatal(err)
 	}
