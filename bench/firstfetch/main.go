@@ -234,23 +234,34 @@ feeds:
 		}
 	}()
 
-	hc := &http.Client{Timeout: time.Second}
+	// waitUntil polls cond every 5 ms until it holds, feedmon exits or the
+	// run's time is up; what names the wait in the error.
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if resp, err := hc.Get("http://" + metricsAddr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
+	waitUntil := func(what string, cond func() bool) error {
+		for !cond() {
+			select {
+			case err := <-exited:
+				return fmt.Errorf("feedmon exited before %s: %v (log in %s)", what, err, dir)
+			case <-ctx.Done():
+				return fmt.Errorf("not %s within %s (log in %s)", what, o.timeout, dir)
+			case <-tick.C:
 			}
 		}
-		select {
-		case err := <-exited:
-			return res, fmt.Errorf("feedmon exited before /readyz: %v (log in %s)", err, dir)
-		case <-ctx.Done():
-			return res, fmt.Errorf("no /readyz 200 within %s (log in %s)", o.timeout, dir)
-		case <-tick.C:
+		return nil
+	}
+
+	hc := &http.Client{Timeout: time.Second}
+	err = waitUntil("/readyz 200", func() bool {
+		resp, err := hc.Get("http://" + metricsAddr + "/readyz")
+		if err != nil {
+			return false
 		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if err != nil {
+		return res, err
 	}
 	ready := time.Now()
 	res.ready = ready.Sub(start)
@@ -266,46 +277,44 @@ feeds:
 	if err != nil {
 		return res, err
 	}
-	for {
-		if st, err := js.Stream(ctx, "FEEDMON_ITEMS"); err == nil {
-			if info, err := st.Info(ctx); err == nil && info.State.Msgs >= uint64(res.total) {
-				res.all = time.Since(ready)
-				res.fromStart = time.Since(start)
-				res.cpu, res.peakRSS = procStats(cmd.Process.Pid)
-				res.msgs = info.State.Msgs
-				res.classifiedThen, _ = classified(ctx, js)
-				break
-			}
+	stored := func() uint64 {
+		st, err := js.Stream(ctx, "FEEDMON_ITEMS")
+		if err != nil {
+			return 0
 		}
-		select {
-		case err := <-exited:
-			return res, fmt.Errorf("feedmon exited: %v (log in %s)", err, dir)
-		case <-ctx.Done():
-			return res, fmt.Errorf("not every item in FEEDMON_ITEMS within %s (log in %s)", o.timeout, dir)
-		case <-tick.C:
+		info, err := st.Info(ctx)
+		if err != nil {
+			return 0
 		}
+		return info.State.Msgs
 	}
-	for {
-		if n, done := classified(ctx, js); done && n >= uint64(res.total) {
-			res.drained = time.Since(ready)
-			res.drainCPU, res.drainRSS = procStats(cmd.Process.Pid)
-			break
+	err = waitUntil("every item in FEEDMON_ITEMS", func() bool {
+		if res.msgs = stored(); res.msgs < uint64(res.total) {
+			return false
 		}
-		select {
-		case err := <-exited:
-			return res, fmt.Errorf("feedmon exited: %v (log in %s)", err, dir)
-		case <-ctx.Done():
-			return res, fmt.Errorf("not every item classified within %s (log in %s)", o.timeout, dir)
-		case <-tick.C:
-		}
+		res.all = time.Since(ready)
+		res.fromStart = time.Since(start)
+		res.cpu, res.peakRSS = procStats(cmd.Process.Pid)
+		res.classifiedThen, _ = classified(ctx, js)
+		return true
+	})
+	if err != nil {
+		return res, err
 	}
-	// Anything published twice would show up here (Nats-Msg-Id dedupe).
-	time.Sleep(200 * time.Millisecond)
-	if st, err := js.Stream(ctx, "FEEDMON_ITEMS"); err == nil {
-		if info, err := st.Info(ctx); err == nil {
-			res.msgs = info.State.Msgs
+	err = waitUntil("every item classified", func() bool {
+		if n, done := classified(ctx, js); !done || n < uint64(res.total) {
+			return false
 		}
+		res.drained = time.Since(ready)
+		res.drainCPU, res.drainRSS = procStats(cmd.Process.Pid)
+		return true
+	})
+	if err != nil {
+		return res, err
 	}
+	// Anything published twice would show up here (Nats-Msg-Id dedupe):
+	// by now the poller has long finished.
+	res.msgs = stored()
 	return res, nil
 }
 
